@@ -1,0 +1,113 @@
+#pragma once
+// IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed: a big-endian
+// header (0, 0, type 0x08 = ubyte, number of dims, dims) followed by the bytes.
+#include <zlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sgp/core/error.hpp"
+#include "sgp/data/dataset.hpp"
+
+namespace sgp {
+
+struct idx_array {
+    std::vector<std::uint32_t> dims;
+    std::vector<std::uint8_t> data;
+};
+
+// Reads a whole file through zlib, which passes plain files through unchanged.
+inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
+    if (!std::filesystem::exists(path)) fail(path, "file not found");
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (!f) fail(path, "cannot open");
+    std::vector<std::uint8_t> out;
+    std::uint8_t buf[1 << 16];
+    for (;;) {
+        const int n = gzread(f, buf, sizeof buf);
+        if (n < 0) {
+            int code = 0;
+            const std::string msg = gzerror(f, &code);
+            gzclose(f);
+            fail(path, "corrupt compressed data (" + msg + ")");
+        }
+        if (n == 0) break;
+        out.insert(out.end(), buf, buf + n);
+    }
+    // A gzip stream cut short reads as a clean end in zlib; gzclose reports it.
+    int code = 0;
+    const std::string msg = gzerror(f, &code);
+    const int rc = gzclose(f);
+    if (code != Z_OK && code != Z_STREAM_END) fail(path, "corrupt compressed data (" + msg + ")");
+    if (rc == Z_BUF_ERROR) fail(path, "truncated: the compressed stream ends early");
+    if (rc != Z_OK) fail(path, "error while reading the compressed stream");
+    return out;
+}
+
+inline idx_array read_idx(const std::string& path) {
+    const auto bytes = read_maybe_gzip(path);
+    if (bytes.size() < 4) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, too short for an IDX header");
+    if (bytes[0] != 0 || bytes[1] != 0) fail(path, "not an IDX file (the magic number must start with two zero bytes)");
+    if (bytes[2] != 0x08) fail(path, "IDX element type 0x" + std::to_string(bytes[2]) + " is not supported (only unsigned bytes, 0x08)");
+    const std::size_t nd = bytes[3];
+    if (nd == 0 || nd > 4) fail(path, "IDX file declares " + std::to_string(nd) + " dimensions (expected 1 to 4)");
+    if (bytes.size() < 4 + 4 * nd) fail(path, "truncated: the header's dimensions are cut off");
+    idx_array a;
+    std::size_t total = 1;
+    for (std::size_t d = 0; d < nd; ++d) {
+        const std::uint8_t* p = bytes.data() + 4 + 4 * d;
+        const std::uint32_t v = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+        a.dims.push_back(v);
+        total *= v;
+    }
+    const std::size_t have = bytes.size() - 4 - 4 * nd;
+    if (have < total)
+        fail(path, "truncated: the header promises " + std::to_string(total) + " bytes of data, the file holds " +
+                       std::to_string(have));
+    if (have > total)
+        fail(path, "malformed: " + std::to_string(have - total) + " bytes after the data the header describes");
+    a.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(4 + 4 * nd), bytes.end());
+    return a;
+}
+
+// An image file ([N][H][W]) and a label file ([N]) as a data set of 1-channel images.
+inline dataset load_idx(const std::string& images_path, const std::string& labels_path, std::size_t classes = 10) {
+    auto im = read_idx(images_path);
+    auto lb = read_idx(labels_path);
+    if (im.dims.size() != 3) fail(images_path, "expected 3 dimensions (images x rows x columns), found " + std::to_string(im.dims.size()));
+    if (lb.dims.size() != 1) fail(labels_path, "expected 1 dimension (labels), found " + std::to_string(lb.dims.size()));
+    if (im.dims[0] != lb.dims[0])
+        fail(labels_path, std::to_string(lb.dims[0]) + " labels for " + std::to_string(im.dims[0]) + " images in " + images_path);
+    for (std::size_t i = 0; i < lb.data.size(); ++i)
+        if (lb.data[i] >= classes)
+            fail(labels_path, "label " + std::to_string(lb.data[i]) + " at index " + std::to_string(i) + " is not below " +
+                                  std::to_string(classes));
+    dataset d;
+    d.source = images_path;
+    d.channels = 1;
+    d.height = im.dims[1];
+    d.width = im.dims[2];
+    d.classes = classes;
+    d.images = std::move(im.data);
+    d.labels = std::move(lb.data);
+    return d;
+}
+
+inline constexpr const char* fashion_mnist_default_dir = "/usr/share/datasets/fashion-mnist";
+
+// Fashion-MNIST's `train` or `t10k` split from dir (.gz or uncompressed files).
+inline dataset load_fashion_mnist(const std::string& dir, bool train) {
+    const std::string stem = train ? "train" : "t10k";
+    auto pick = [&](const std::string& name) {
+        const std::string p = dir + "/" + name;
+        if (std::filesystem::exists(p + ".gz")) return p + ".gz";
+        if (std::filesystem::exists(p)) return p;
+        fail(p + ".gz", "file not found (install Debian's dataset-fashion-mnist package, or give the folder that holds the "
+                        "Fashion-MNIST IDX files)");
+    };
+    return load_idx(pick(stem + "-images-idx3-ubyte"), pick(stem + "-labels-idx1-ubyte"));
+}
+
+}  // namespace sgp

@@ -1,0 +1,74 @@
+#pragma once
+// im2col / col2im for activations in sgp's channel-major layout [C][N][H][W]. The column
+// matrix has one row per (channel, ky, kx) and one column per (image, oy, ox), so a whole
+// batch's convolution is a single GEMM: Y[O][N*Ho*Wo] = W[O][C*K*K] * col.
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "sgp/core/parallel.hpp"
+
+namespace sgp::kernels {
+
+struct conv_geometry {
+    std::size_t n, c, h, w;    // batch, active input channels, input map
+    std::size_t k, stride, pad;
+    std::size_t oh, ow;        // output map
+    std::size_t rows() const { return c * k * k; }
+    std::size_t cols() const { return n * oh * ow; }
+    // A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself.
+    bool identity() const { return k == 1 && stride == 1 && pad == 0; }
+};
+
+inline void im2col(const conv_geometry& g, const float* x, float* col, thread_pool* pool) {
+    const std::size_t plane = g.h * g.w, cols = g.cols();
+    parallel_for(pool, g.rows(), 1, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r) {
+            const std::size_t c = r / (g.k * g.k), ky = r / g.k % g.k, kx = r % g.k;
+            float* out = col + r * cols;
+            for (std::size_t n = 0; n < g.n; ++n) {
+                const float* src = x + (c * g.n + n) * plane;
+                for (std::size_t oy = 0; oy < g.oh; ++oy, out += g.ow) {
+                    const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
+                    if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) {
+                        std::fill_n(out, g.ow, 0.f);
+                        continue;
+                    }
+                    const float* row = src + static_cast<std::size_t>(iy) * g.w;
+                    for (std::size_t ox = 0; ox < g.ow; ++ox) {
+                        const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx) - static_cast<std::ptrdiff_t>(g.pad);
+                        out[ox] = (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.w)) ? 0.f : row[ix];
+                    }
+                }
+            }
+        }
+    });
+}
+
+// dx = sum of the column gradients over the positions each input pixel was read at.
+// Threads split input channels, so no two threads write the same pixel.
+inline void col2im(const conv_geometry& g, const float* col, float* dx, thread_pool* pool) {
+    const std::size_t plane = g.h * g.w, cols = g.cols();
+    parallel_for(pool, g.c, 1, [&](std::size_t c0, std::size_t c1) {
+        std::fill(dx + c0 * g.n * plane, dx + c1 * g.n * plane, 0.f);
+        for (std::size_t c = c0; c < c1; ++c)
+            for (std::size_t ky = 0; ky < g.k; ++ky)
+                for (std::size_t kx = 0; kx < g.k; ++kx) {
+                    const float* in = col + ((c * g.k + ky) * g.k + kx) * cols;
+                    for (std::size_t n = 0; n < g.n; ++n) {
+                        float* dst = dx + (c * g.n + n) * plane;
+                        for (std::size_t oy = 0; oy < g.oh; ++oy, in += g.ow) {
+                            const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
+                            if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) continue;
+                            float* row = dst + static_cast<std::size_t>(iy) * g.w;
+                            for (std::size_t ox = 0; ox < g.ow; ++ox) {
+                                const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx) - static_cast<std::ptrdiff_t>(g.pad);
+                                if (ix >= 0 && ix < static_cast<std::ptrdiff_t>(g.w)) row[ix] += in[ox];
+                            }
+                        }
+                    }
+                }
+    });
+}
+
+}  // namespace sgp::kernels

@@ -1,0 +1,108 @@
+#pragma once
+// Batch normalisation over channels (BatchNorm2d, or BatchNorm1d after flatten): learnable
+// gamma and beta, running mean and variance updated with `Momentum` in training mode and
+// used in evaluation mode, exactly as PyTorch does (biased variance to normalise,
+// unbiased variance in the running estimate).
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "sgp/kernels/batch_norm.hpp"
+#include "sgp/layers/layer.hpp"
+
+namespace sgp::layers {
+
+template <float GammaInit = 1.f, float Eps = 1e-5f, float Momentum = 0.1f>
+struct batch_norm_t {
+    template <shape In>
+    class bind {
+        static_assert(In.h > 0 && In.w > 0 && In.c > 0, "batch_norm: the input has no channels");
+
+    public:
+        static constexpr std::string_view kind = "batch_norm";
+        static constexpr shape in_shape = In;
+        static constexpr shape out_shape = In;
+        static constexpr std::size_t parameter_count = 2 * In.c;
+        static constexpr std::size_t macs = 0;
+        static constexpr float gamma_init = GammaInit, eps = Eps, momentum = Momentum;
+        static constexpr std::size_t workspace(std::size_t) { return 0; }
+
+        bind()
+            : gamma_(In.c), dgamma_(In.c), beta_(In.c), dbeta_(In.c), rmean_(In.c), rvar_(In.c), mean_(In.c),
+              invstd_(In.c) {
+            rvar_.fill(1.f);
+        }
+
+        template <class R>
+        void init(R&) {
+            gamma_.fill(GammaInit);
+            beta_.fill(0.f);
+            rmean_.fill(0.f);
+            rvar_.fill(1.f);
+            batches_ = 0;
+        }
+
+        void set_input_channels(std::size_t c) { c_ = c; }
+        std::size_t input_channels() const { return c_; }
+        std::size_t out_channels() const { return c_; }
+
+        void forward(run_context& cx, const float* x, float* y, std::size_t n) {
+            const std::size_t len = n * In.plane();
+            if (cx.training) {
+                if (len < 2) fail("batch_norm", "training needs more than one value per channel (batch size 1 on a 1x1 map)");
+                ++batches_;
+            }
+            parallel_for(cx.pool, c_, 1, [&](std::size_t c0, std::size_t c1) {
+                for (std::size_t c = c0; c < c1; ++c) {
+                    const float* xc = x + c * len;
+                    float mean = rmean_[c], var = rvar_[c];
+                    if (cx.training) {
+                        const auto s = kernels::bn_channel_stats(xc, len);
+                        mean = s.mean;
+                        var = s.var;
+                        rmean_[c] = (1 - Momentum) * rmean_[c] + Momentum * mean;
+                        rvar_[c] = (1 - Momentum) * rvar_[c] +
+                                   Momentum * var * static_cast<float>(len) / static_cast<float>(len - 1);
+                    }
+                    const float inv = 1.f / std::sqrt(var + Eps);
+                    mean_[c] = mean;
+                    invstd_[c] = inv;
+                    kernels::scale_shift(xc, y + c * len, len, gamma_[c] * inv, beta_[c] - mean * gamma_[c] * inv);
+                }
+            });
+        }
+
+        // Valid after a training-mode forward on the same x (uses its batch statistics).
+        void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
+            const std::size_t len = n * In.plane();
+            parallel_for(cx.pool, c_, 1, [&](std::size_t c0, std::size_t c1) {
+                for (std::size_t c = c0; c < c1; ++c)
+                    kernels::bn_channel_backward(x + c * len, dy + c * len, dx ? dx + c * len : nullptr, len, mean_[c],
+                                                 invstd_[c], gamma_[c], dgamma_[c], dbeta_[c]);
+            });
+        }
+
+        template <class F>
+        void for_each_tensor(F&& f) {
+            f(tensor_ref{"weight", gamma_.data(), dgamma_.data(), {c_}, tensor_role::parameter, nullptr});
+            f(tensor_ref{"bias", beta_.data(), dbeta_.data(), {c_}, tensor_role::parameter, nullptr});
+            f(tensor_ref{"running_mean", rmean_.data(), nullptr, {c_}, tensor_role::buffer, nullptr});
+            f(tensor_ref{"running_var", rvar_.data(), nullptr, {c_}, tensor_role::buffer, nullptr});
+            f(tensor_ref{"num_batches_tracked", nullptr, nullptr, {}, tensor_role::buffer, &batches_});
+        }
+
+        float* gamma() { return gamma_.data(); }
+        float* gamma_grad() { return dgamma_.data(); }
+        float* beta() { return beta_.data(); }
+
+    private:
+        aligned_buffer<float> gamma_, dgamma_, beta_, dbeta_, rmean_, rvar_, mean_, invstd_;
+        std::size_t c_ = In.c;
+        std::int64_t batches_ = 0;
+    };
+};
+
+using batch_norm = batch_norm_t<>;
+
+}  // namespace sgp::layers

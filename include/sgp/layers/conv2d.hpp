@@ -1,0 +1,122 @@
+#pragma once
+// 2-d convolution, square kernel K, stride S, zero padding P, optional bias. Weight
+// [O][I][K][K] as in PyTorch. Forward, backward-data and backward-weights are one GEMM
+// each over the whole batch (see kernels/im2col.hpp).
+#include <cmath>
+#include <cstddef>
+#include <string_view>
+
+#include "sgp/core/rng.hpp"
+#include "sgp/kernels/gemm.hpp"
+#include "sgp/kernels/im2col.hpp"
+#include "sgp/layers/layer.hpp"
+
+namespace sgp::layers {
+
+template <std::size_t Out, std::size_t K, std::size_t S = 1, std::size_t P = K / 2, bool Bias = false>
+struct conv2d {
+    static_assert(Out > 0, "conv2d<Out, K>: a convolution needs at least one output channel");
+    static_assert(K > 0, "conv2d<Out, K>: the kernel size must be at least 1");
+    static_assert(S > 0, "conv2d<Out, K, S>: the stride must be at least 1");
+
+    template <shape In>
+    class bind {
+        static_assert(!In.flat, "conv2d: its input is a flat feature vector (after flatten); convolutions need a C x H x W map");
+        static_assert(In.h + 2 * P >= K && In.w + 2 * P >= K,
+                      "conv2d: the kernel is larger than the (padded) feature map it slides over");
+
+    public:
+        static constexpr std::string_view kind = "conv2d";
+        static constexpr shape in_shape = In;
+        static constexpr shape out_shape{Out, (In.h + 2 * P - K) / S + 1, (In.w + 2 * P - K) / S + 1, false};
+        static constexpr std::size_t kernel = K, stride = S, padding = P;
+        static constexpr bool has_bias = Bias;
+        static constexpr std::size_t parameter_count = Out * In.c * K * K + (Bias ? Out : 0);
+        static constexpr std::size_t macs = Out * out_shape.plane() * In.c * K * K;
+
+        bind() : weight_(Out * In.c * K * K), dweight_(weight_.size()), bias_(Bias ? Out : 0), dbias_(bias_.size()) {}
+
+        // Kaiming normal (fan_out, ReLU gain), zero bias: the usual VGG initialisation.
+        template <class R>
+        void init(R& r) {
+            const float std = std::sqrt(2.f / static_cast<float>(Out * K * K));
+            for (auto& w : weight_) w = r.normal() * std;
+            bias_.fill(0.f);
+        }
+
+        void set_input_channels(std::size_t c) { cin_ = c; }
+        std::size_t input_channels() const { return cin_; }
+        std::size_t out_channels() const { return cout_; }
+        void set_out_channels(std::size_t c) { cout_ = c; }
+
+        static constexpr std::size_t workspace(std::size_t n) {
+            return (K == 1 && S == 1 && P == 0) ? 0 : In.c * K * K * n * out_shape.plane();
+        }
+
+        void forward(run_context& cx, const float* x, float* y, std::size_t n) {
+            const auto g = geometry(n);
+            const float* col = x;
+            if (!g.identity()) {
+                kernels::im2col(g, x, cx.scratch->data(), cx.pool);
+                col = cx.scratch->data();
+            }
+            kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), col, g.cols(), y, g.cols(),
+                          false, cx.pool);
+            if constexpr (Bias) {
+                parallel_for(cx.pool, cout_, 1, [&](std::size_t o0, std::size_t o1) {
+                    for (std::size_t o = o0; o < o1; ++o)
+                        for (std::size_t i = 0, L = g.cols(); i < L; ++i) y[o * L + i] += bias_[o];
+                });
+            }
+        }
+
+        void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
+            const auto g = geometry(n);
+            const float* col = x;
+            if (!g.identity()) {
+                kernels::im2col(g, x, cx.scratch->data(), cx.pool);
+                col = cx.scratch->data();
+            }
+            // dW[O][CKK] = dY[O][NHW] * col^T
+            kernels::gemm(false, true, cout_, g.rows(), g.cols(), dy, g.cols(), col, g.cols(), dweight_.data(), g.rows(),
+                          false, cx.pool);
+            if constexpr (Bias) {
+                for (std::size_t o = 0; o < cout_; ++o) {
+                    double s = 0;
+                    for (std::size_t i = 0, L = g.cols(); i < L; ++i) s += dy[o * L + i];
+                    dbias_[o] = static_cast<float>(s);
+                }
+            }
+            if (!dx) return;
+            // dcol[CKK][NHW] = W^T * dY
+            float* dcol = g.identity() ? dx : cx.scratch2->data();
+            kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dcol, g.cols(),
+                          false, cx.pool);
+            if (!g.identity()) kernels::col2im(g, dcol, dx, cx.pool);
+        }
+
+        template <class F>
+        void for_each_tensor(F&& f) {
+            f(tensor_ref{"weight", weight_.data(), dweight_.data(), {cout_, cin_, K, K}, tensor_role::parameter, nullptr});
+            if constexpr (Bias) f(tensor_ref{"bias", bias_.data(), dbias_.data(), {cout_}, tensor_role::parameter, nullptr});
+        }
+
+        float* weight() { return weight_.data(); }
+        float* bias() { return bias_.data(); }
+
+    private:
+        kernels::conv_geometry geometry(std::size_t n) const {
+            return {n, cin_, In.h, In.w, K, S, P, out_shape.h, out_shape.w};
+        }
+        aligned_buffer<float> weight_, dweight_, bias_, dbias_;
+        std::size_t cin_ = In.c, cout_ = Out;
+    };
+};
+
+// The common shapes, by name.
+template <std::size_t Out, bool Bias = false>
+using conv3x3 = conv2d<Out, 3, 1, 1, Bias>;
+template <std::size_t Out, bool Bias = false>
+using conv1x1 = conv2d<Out, 1, 1, 0, Bias>;
+
+}  // namespace sgp::layers

@@ -1,0 +1,59 @@
+#pragma once
+// What every layer shares: the run context handed to forward/backward, and the view of a
+// parameter or buffer that the optimizer, checkpoints and (later) pruning visit.
+//
+// A layer declaration (e.g. conv2d<64, 3>) is an empty tag; `decl::bind<In>` is the layer
+// that runs on input shape In, with compile-time out_shape, parameter_count and macs.
+// Channel counts have a static capacity (the declaration) and a run-time active width
+// (<= capacity) that every kernel loops over; parameters of a narrowed layer are stored
+// compacted at the front of their capacity-sized buffers.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "sgp/core/aligned_buffer.hpp"
+#include "sgp/core/parallel.hpp"
+#include "sgp/core/shape.hpp"
+
+namespace sgp {
+
+struct run_context {
+    thread_pool* pool = nullptr;
+    bool training = false;
+    std::uint64_t seed = 0;  // with `step`, seeds stochastic layers (dropout) deterministically
+    std::uint64_t step = 0;
+    std::size_t layer_index = 0;
+    aligned_buffer<float>* scratch = nullptr;   // column matrix of a convolution
+    aligned_buffer<float>* scratch2 = nullptr;  // its gradient
+};
+
+enum class tensor_role { parameter, buffer };
+
+// One named tensor of a layer, in PyTorch's shape order (e.g. conv weight [O, I, kh, kw]).
+struct tensor_ref {
+    std::string_view name;  // "weight", "bias", "running_mean", ...
+    float* value = nullptr;
+    float* grad = nullptr;  // null for buffers
+    std::vector<std::size_t> dims;
+    tensor_role role = tensor_role::parameter;
+    std::int64_t* counter = nullptr;  // set instead of value for int64 scalars (num_batches_tracked)
+    std::size_t size() const {
+        std::size_t s = 1;
+        for (auto d : dims) s *= d;
+        return s;
+    }
+};
+
+// Defaults a layer without parameters or state inherits.
+struct stateless_layer {
+    template <class F>
+    void for_each_tensor(F&&) {}
+    template <class R>
+    void init(R&) {}
+    static constexpr std::size_t parameter_count = 0;
+    static constexpr std::size_t macs = 0;
+    static constexpr std::size_t workspace(std::size_t) { return 0; }
+};
+
+}  // namespace sgp

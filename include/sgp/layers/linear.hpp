@@ -1,0 +1,76 @@
+#pragma once
+// Fully connected layer on a flat input: y = W x + b, W [Out][In] as in PyTorch.
+#include <cmath>
+#include <string_view>
+
+#include "sgp/kernels/gemm.hpp"
+#include "sgp/layers/layer.hpp"
+
+namespace sgp::layers {
+
+template <std::size_t Out, bool Bias = true>
+struct linear {
+    static_assert(Out > 0, "linear<Out>: a linear layer needs at least one output");
+
+    template <shape In>
+    class bind {
+        static_assert(In.flat, "linear: its input is a C x H x W map; insert `flatten` before a linear layer");
+
+    public:
+        static constexpr std::string_view kind = "linear";
+        static constexpr shape in_shape = In;
+        static constexpr shape out_shape{Out, 1, 1, true};
+        static constexpr bool has_bias = Bias;
+        static constexpr std::size_t parameter_count = Out * In.c + (Bias ? Out : 0);
+        static constexpr std::size_t macs = Out * In.c;
+        static constexpr std::size_t workspace(std::size_t) { return 0; }
+
+        bind() : weight_(Out * In.c), dweight_(weight_.size()), bias_(Bias ? Out : 0), dbias_(bias_.size()) {}
+
+        // PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+        template <class R>
+        void init(R& r) {
+            const float b = 1.f / std::sqrt(static_cast<float>(In.c));
+            for (auto& w : weight_) w = r.uniform(-b, b);
+            for (auto& w : bias_) w = r.uniform(-b, b);
+        }
+
+        void set_input_channels(std::size_t c) { in_ = c; }
+        std::size_t input_channels() const { return in_; }
+        std::size_t out_channels() const { return out_; }
+        void set_out_channels(std::size_t c) { out_ = c; }
+
+        // x is [In][N], y is [Out][N].
+        void forward(run_context& cx, const float* x, float* y, std::size_t n) {
+            kernels::gemm(false, false, out_, n, in_, weight_.data(), in_, x, n, y, n, false, cx.pool);
+            if constexpr (Bias)
+                for (std::size_t o = 0; o < out_; ++o)
+                    for (std::size_t i = 0; i < n; ++i) y[o * n + i] += bias_[o];
+        }
+        void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
+            kernels::gemm(false, true, out_, in_, n, dy, n, x, n, dweight_.data(), in_, false, cx.pool);
+            if constexpr (Bias)
+                for (std::size_t o = 0; o < out_; ++o) {
+                    double s = 0;
+                    for (std::size_t i = 0; i < n; ++i) s += dy[o * n + i];
+                    dbias_[o] = static_cast<float>(s);
+                }
+            if (dx) kernels::gemm(true, false, in_, n, out_, weight_.data(), in_, dy, n, dx, n, false, cx.pool);
+        }
+
+        template <class F>
+        void for_each_tensor(F&& f) {
+            f(tensor_ref{"weight", weight_.data(), dweight_.data(), {out_, in_}, tensor_role::parameter, nullptr});
+            if constexpr (Bias) f(tensor_ref{"bias", bias_.data(), dbias_.data(), {out_}, tensor_role::parameter, nullptr});
+        }
+
+        float* weight() { return weight_.data(); }
+        float* bias() { return bias_.data(); }
+
+    private:
+        aligned_buffer<float> weight_, dweight_, bias_, dbias_;
+        std::size_t in_ = In.c, out_ = Out;
+    };
+};
+
+}  // namespace sgp::layers

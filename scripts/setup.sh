@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages sgp needs, only those missing. Idempotent.
+#   scripts/setup.sh           build + main job (compiler, CMake, headers, Fashion-MNIST)
+#   scripts/setup.sh --tests   also doctest and PyTorch (the golden-file checks)
+set -euo pipefail
+
+packages=(g++ cmake make libxtensor-dev xtl-dev libxsimd-dev zlib1g-dev dataset-fashion-mnist)
+if [[ "${1:-}" == "--tests" ]]; then
+  packages+=(doctest-dev python3 python3-numpy python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+echo "setup: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,33 @@
+# Runs the main job's program on a slice of Fashion-MNIST and checks its JSON report.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+execute_process(COMMAND ${EXE} --limit 512 --test-limit 256 --epochs 1 --batch 32 --json ${WORK}/out.json
+                        --checkpoint ${WORK}/ckpt.npz RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "train_fashion_mnist failed")
+endif()
+file(READ ${WORK}/out.json json)
+foreach(key model parameters macs epochs test_accuracy train_images_per_second seconds)
+  string(JSON value ERROR_VARIABLE err GET "${json}" ${key})
+  if(err)
+    message(FATAL_ERROR "out.json has no '${key}': ${json}")
+  endif()
+endforeach()
+string(JSON epochs GET "${json}" epochs)
+if(NOT epochs EQUAL 1 OR NOT EXISTS ${WORK}/ckpt.npz)
+  message(FATAL_ERROR "expected one epoch and a checkpoint: ${json}")
+endif()
+# Resuming with a larger epoch budget continues from the checkpoint.
+execute_process(COMMAND ${EXE} --limit 512 --test-limit 256 --epochs 2 --batch 32 --json ${WORK}/out2.json
+                        --checkpoint ${WORK}/ckpt.npz RESULT_VARIABLE rc ERROR_VARIABLE log)
+string(FIND "${log}" "resumed from" resumed)
+string(FIND "${log}" "epoch 2/2" second)
+if(NOT rc EQUAL 0 OR resumed LESS 0 OR second LESS 0)
+  message(FATAL_ERROR "resume failed: ${log}")
+endif()
+# A missing data set is a clear error, not a crash.
+execute_process(COMMAND ${EXE} --data ${WORK}/none RESULT_VARIABLE rc ERROR_VARIABLE log)
+string(FIND "${log}" "dataset-fashion-mnist" hint)
+if(rc EQUAL 0 OR hint LESS 0)
+  message(FATAL_ERROR "a missing data set should fail with a hint: ${log}")
+endif()

@@ -1,0 +1,209 @@
+// Data readers (IDX plain and gzip, CIFAR-10 binary) and the batch loader, including
+// every kind of bad file.
+#include <doctest/doctest.h>
+#include <zlib.h>
+
+#include <fstream>
+#include <sgp/sgp.hpp>
+
+#include "helpers.hpp"
+
+namespace {
+
+void write(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes;
+}
+void write_gz(const std::string& path, const std::string& bytes) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    REQUIRE(f);
+    gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(f);
+}
+std::string be32(std::uint32_t v) {
+    return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+// n images of h x w whose pixel (y, x) of image i is i*10 + y*w + x, and labels i % 10.
+std::string idx_images(std::uint32_t n, std::uint32_t h, std::uint32_t w) {
+    std::string s{0, 0, 8, 3};
+    s += be32(n) + be32(h) + be32(w);
+    for (std::uint32_t i = 0; i < n; ++i)
+        for (std::uint32_t p = 0; p < h * w; ++p) s += static_cast<char>(i * 10 + p);
+    return s;
+}
+std::string idx_labels(std::uint32_t n) {
+    std::string s{0, 0, 8, 1};
+    s += be32(n);
+    for (std::uint32_t i = 0; i < n; ++i) s += static_cast<char>(i % 10);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("IDX files read the same plain and gzip-compressed") {
+    sgp_test::temp_dir d("idx");
+    write(d.file("im"), idx_images(3, 2, 3));
+    write(d.file("lb"), idx_labels(3));
+    write_gz(d.file("im.gz"), idx_images(3, 2, 3));
+    write_gz(d.file("lb.gz"), idx_labels(3));
+    const auto a = sgp::load_idx(d.file("im"), d.file("lb")), b = sgp::load_idx(d.file("im.gz"), d.file("lb.gz"));
+    CHECK(a.size() == 3);
+    CHECK(a.height == 2);
+    CHECK(a.width == 3);
+    CHECK(a.images == b.images);
+    CHECK(a.labels == b.labels);
+    CHECK(a.image(2)[4] == 24);
+    CHECK(a.labels[1] == 1);
+}
+
+TEST_CASE("bad IDX files get errors that name the file and the problem") {
+    sgp_test::temp_dir d("idx-bad");
+    write(d.file("lb"), idx_labels(3));
+    auto fails = [&](const std::string& name, const std::string& bytes, const char* what) {
+        write(d.file(name), bytes);
+        CHECK_THROWS_WITH_AS(sgp::load_idx(d.file(name), d.file("lb")), doctest::Contains(what), sgp::error);
+        CHECK_THROWS_WITH_AS(sgp::load_idx(d.file(name), d.file("lb")), doctest::Contains(name.c_str()), sgp::error);
+    };
+    const auto good = idx_images(3, 2, 3);
+    fails("short", good.substr(0, good.size() - 1), "truncated");
+    fails("header", good.substr(0, 9), "truncated");
+    fails("tiny", "ab", "truncated");
+    fails("magic", "\x01\x02" + good.substr(2), "not an IDX file");
+    fails("type", std::string{0, 0, 0x0d, 3} + good.substr(4), "not supported");
+    fails("extra", good + "zz", "malformed");
+    CHECK_THROWS_WITH_AS(sgp::load_idx(d.file("missing"), d.file("lb")), doctest::Contains("file not found"), sgp::error);
+    // Labels that do not match the images.
+    write(d.file("im"), good);
+    write(d.file("lb4"), idx_labels(4));
+    CHECK_THROWS_WITH_AS(sgp::load_idx(d.file("im"), d.file("lb4")), doctest::Contains("4 labels for 3 images"), sgp::error);
+    // A gzip stream cut short, and garbage behind a gzip header.
+    write_gz(d.file("full.gz"), good);
+    std::ifstream in(d.file("full.gz"), std::ios::binary);
+    const std::string gz((std::istreambuf_iterator<char>(in)), {});
+    write(d.file("cut.gz"), gz.substr(0, gz.size() / 2));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("cut.gz")), doctest::Contains("cut.gz"), sgp::error);
+    std::string garbled = gz;
+    for (std::size_t i = 12; i < garbled.size() - 8; ++i) garbled[i] = static_cast<char>(garbled[i] ^ 0x5a);
+    write(d.file("garbled.gz"), garbled);
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("garbled.gz")), doctest::Contains("garbled.gz"), sgp::error);
+}
+
+TEST_CASE("a missing Fashion-MNIST folder says how to get the data") {
+    CHECK_THROWS_WITH_AS(sgp::load_fashion_mnist("/nonexistent/fmnist", true), doctest::Contains("dataset-fashion-mnist"),
+                         sgp::error);
+}
+
+TEST_CASE("CIFAR-10 binary files: records, labels, truncation") {
+    sgp_test::temp_dir d("cifar");
+    std::string two;
+    for (int r = 0; r < 2; ++r) {
+        two += static_cast<char>(r == 0 ? 3 : 9);
+        for (std::size_t p = 0; p < 3072; ++p) two += static_cast<char>((p + static_cast<std::size_t>(r)) % 251);
+    }
+    for (int i = 1; i <= 5; ++i) write(d.file("data_batch_" + std::to_string(i) + ".bin"), two);
+    write(d.file("test_batch.bin"), two.substr(0, sgp::cifar10_record));
+    const auto train = sgp::load_cifar10(d.path.string(), true), test = sgp::load_cifar10(d.path.string(), false);
+    CHECK(train.size() == 10);
+    CHECK(test.size() == 1);
+    CHECK(train.channels == 3);
+    CHECK(train.labels[0] == 3);
+    CHECK(train.labels[1] == 9);
+    CHECK(train.image(1)[1024] == (1024 + 1) % 251);  // first pixel of the green plane
+    write(d.file("short.bin"), two.substr(0, two.size() - 5));
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("short.bin")}), doctest::Contains("not a whole number"), sgp::error);
+    std::string bad = two;
+    bad[0] = 12;
+    write(d.file("label.bin"), bad);
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("label.bin")}), doctest::Contains("label 12"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("none.bin")}), doctest::Contains("none.bin: file not found"), sgp::error);
+}
+
+TEST_CASE("batch loader: padding, normalisation, channel-major layout, shuffling") {
+    sgp::dataset ds;
+    ds.source = "hand-made";
+    ds.channels = 1;
+    ds.height = ds.width = 2;
+    for (std::uint8_t i = 0; i < 5; ++i) {
+        ds.labels.push_back(i);
+        for (int p = 0; p < 4; ++p) ds.images.push_back(static_cast<std::uint8_t>(i * 50 + p));
+    }
+    sgp::loader_options o;
+    o.batch = 2;
+    o.shuffle = false;
+    o.pad = 1;
+    o.mean = {0.f};
+    o.std = {1.f / 255.f};  // output = raw pixel value
+    sgp::batch_loader l(ds, o);
+    CHECK(l.height() == 4);
+    CHECK(l.batches() == 3);
+    std::vector<float> x(2 * 16);
+    std::vector<int> y(2);
+    REQUIRE(l.next(x.data(), y.data()) == 2);
+    CHECK(y == std::vector<int>{0, 1});
+    // image 1 sits after image 0 (channel-major with one channel = NCHW); its (1,1) is pixel 0 = 50
+    CHECK(x[0] == 0.f);
+    CHECK(x[5] == doctest::Approx(0));
+    CHECK(x[16 + 5] == doctest::Approx(50));
+    CHECK(x[16 + 10] == doctest::Approx(53));
+    REQUIRE(l.next(x.data(), y.data()) == 2);
+    REQUIRE(l.next(x.data(), y.data()) == 1);
+    CHECK(l.next(x.data(), y.data()) == 0);
+
+    o.shuffle = true;
+    sgp::batch_loader s(ds, o);
+    auto order = [&](std::size_t epoch) {
+        s.start_epoch(epoch);
+        std::vector<int> all;
+        for (std::size_t n; (n = s.next(x.data(), y.data())) > 0;) all.insert(all.end(), y.begin(), y.begin() + static_cast<long>(n));
+        return all;
+    };
+    const auto e0 = order(0), e1 = order(1);
+    CHECK(e0 == order(0));  // the same seed and epoch give the same order
+    CHECK(e0 != e1);
+    auto sorted = e1;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == std::vector<int>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("random crop and flip move pixels, reproducibly, and stay within the padding") {
+    sgp::dataset ds;
+    ds.channels = 1;
+    ds.height = ds.width = 4;
+    ds.labels = {0};
+    for (int p = 0; p < 16; ++p) ds.images.push_back(static_cast<std::uint8_t>(p + 1));
+    sgp::loader_options o;
+    o.batch = 1;
+    o.shuffle = false;
+    o.crop_padding = 2;
+    o.flip = true;
+    o.std = {1.f / 255.f};
+    sgp::batch_loader l(ds, o);
+    std::vector<float> a(16), b(16);
+    int y;
+    bool moved = false;
+    for (std::size_t e = 0; e < 20; ++e) {
+        l.start_epoch(e);
+        l.next(a.data(), &y);
+        l.start_epoch(e);
+        l.next(b.data(), &y);
+        CHECK(a == b);
+        // Every output pixel is an input pixel or padding.
+        for (float v : a) CHECK((v == 0.f || (v >= 1.f && v <= 16.f)));
+        moved = moved || a[0] != 1.f;
+    }
+    CHECK(moved);
+}
+
+TEST_CASE("loader rejects bad options") {
+    sgp::dataset ds;
+    ds.source = "three-channel";
+    ds.channels = 3;
+    ds.height = ds.width = 1;
+    ds.labels = {0};
+    ds.images = {1, 2, 3};
+    sgp::loader_options o;
+    o.mean = {0.1f, 0.2f};
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(ds, o), doctest::Contains("2 values for 3 channels"), sgp::error);
+    sgp::dataset empty;
+    empty.source = "nothing";
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(empty, {}), doctest::Contains("nothing: the data set is empty"), sgp::error);
+}

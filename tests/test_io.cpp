@@ -1,0 +1,167 @@
+// .npy / .npz reading and writing, state_dict save and load, atomic writes, and the errors
+// for bad files.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sgp/sgp.hpp>
+
+#include "helpers.hpp"
+
+using namespace sgp::layers;
+using small = sgp::sequential<sgp::input<1, 4, 4>, conv3x3<2, true>, batch_norm, relu, flatten, linear<3>>;
+
+namespace {
+std::string read(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+void write(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+}  // namespace
+
+TEST_CASE(".npy encodes NumPy's header and round-trips float32 and int64") {
+    const float v[6] = {1, 2, 3, 4, 5, 6.5f};
+    const auto a = sgp::npy_array::from_floats(v, {2, 3});
+    const std::string bytes = sgp::npy_encode(a);
+    CHECK(bytes.substr(0, 6) == "\x93NUMPY");
+    CHECK(bytes.find("'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }") != std::string::npos);
+    const std::size_t header = 10 + static_cast<unsigned char>(bytes[8]);
+    CHECK(header % 64 == 0);
+    const auto b = sgp::npy_decode(bytes, "mem");
+    CHECK(b.shape == std::vector<std::size_t>{2, 3});
+    CHECK(b.to_floats("mem")[5] == 6.5f);
+    CHECK(sgp::npy_decode(sgp::npy_encode(sgp::npy_array::from_int64(-42)), "mem").to_int64("mem") == -42);
+    CHECK(sgp::npy_encode(sgp::npy_array::from_floats(v, {6})).find("(6,)") != std::string::npos);
+}
+
+TEST_CASE("bad .npy data is refused with the reason") {
+    const float v[2] = {1, 2};
+    const std::string good = sgp::npy_encode(sgp::npy_array::from_floats(v, {2}));
+    CHECK_THROWS_WITH_AS(sgp::npy_decode("hello world", "x"), doctest::Contains("bad magic"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::npy_decode(good.substr(0, good.size() - 1), "x"), doctest::Contains("truncated"), sgp::error);
+    std::string big = good;
+    big.replace(big.find("<f4"), 3, ">f4");
+    CHECK_THROWS_WITH_AS(sgp::npy_decode(big, "x"), doctest::Contains("not little-endian"), sgp::error);
+    std::string fortran = good;
+    fortran.replace(fortran.find("False"), 5, "True ");
+    CHECK_THROWS_WITH_AS(sgp::npy_decode(fortran, "x"), doctest::Contains("Fortran"), sgp::error);
+    const auto ints = sgp::npy_decode(sgp::npy_encode(sgp::npy_array::from_int64(1)), "x");
+    CHECK_THROWS_WITH_AS(ints.to_floats("x"), doctest::Contains("floating point"), sgp::error);
+}
+
+TEST_CASE("state_dict round-trips through .npz, written atomically") {
+    sgp_test::temp_dir d("npz");
+    small a(1), b(2);
+    sgp::save_state_dict(a, d.file("w.npz"));
+    CHECK(std::distance(std::filesystem::directory_iterator(d.path), std::filesystem::directory_iterator{}) == 1);
+    sgp::load_state_dict(b, d.file("w.npz"));
+    std::vector<float> wa, wb;
+    a.for_each_tensor([&](const std::string&, const sgp::tensor_ref& t) {
+        if (t.value) wa.insert(wa.end(), t.value, t.value + t.size());
+    });
+    b.for_each_tensor([&](const std::string&, const sgp::tensor_ref& t) {
+        if (t.value) wb.insert(wb.end(), t.value, t.value + t.size());
+    });
+    CHECK(wa == wb);
+    const auto arch = sgp::load_npz(d.file("w.npz"));
+    CHECK(arch.count("0.weight"));
+    CHECK(arch.at("1.num_batches_tracked").dtype == "<i8");
+    CHECK(arch.at("4.weight").shape == std::vector<std::size_t>{3, 32});
+}
+
+TEST_CASE("NumPy-written archives load: savez (zip64 local headers) and savez_compressed (deflate)") {
+    // net_a.npz in tests/golden is written by numpy.savez; its keys carry a "state." prefix.
+    const auto a = sgp::load_npz(std::string(SGP_GOLDEN_DIR) + "/net_a.npz");
+    CHECK(a.at("state.0.weight").shape == std::vector<std::size_t>{4, 2, 3, 3});
+    CHECK(a.at("x").dtype == "<f4");
+    // A savez_compressed file made by the fixture script's numpy (deflate entries).
+    const std::string deflated = std::string(SGP_GOLDEN_DIR) + "/compressed.npz";
+    const auto c = sgp::load_npz(deflated);
+    const auto v = c.at("values").to_floats("values");
+    REQUIRE(v.size() == 1000);
+    CHECK(v[999] == doctest::Approx(999 * 0.5));
+}
+
+TEST_CASE("state_dict errors name the file, the key and the shapes") {
+    sgp_test::temp_dir d("npz-bad");
+    small a;
+    sgp::npz_archive arch;
+    sgp::add_state_dict(a, arch);
+    auto attempt = [&](const sgp::npz_archive& x) {
+        sgp::save_npz(d.file("bad.npz"), x);
+        small b;
+        sgp::load_state_dict(b, d.file("bad.npz"));
+    };
+    auto wrong_shape = arch;
+    const float z[4] = {};
+    wrong_shape["0.bias"] = sgp::npy_array::from_floats(z, {4});
+    CHECK_THROWS_WITH_AS(attempt(wrong_shape), doctest::Contains("'0.bias' has shape (4,), the network expects (2,)"), sgp::error);
+    auto missing = arch;
+    missing.erase("4.weight");
+    CHECK_THROWS_WITH_AS(attempt(missing), doctest::Contains("no array '4.weight'"), sgp::error);
+    auto extra = arch;
+    extra["7.weight"] = sgp::npy_array::from_floats(z, {4});
+    CHECK_THROWS_WITH_AS(attempt(extra), doctest::Contains("another network"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_state_dict(a, d.file("nothing.npz")), doctest::Contains("nothing.npz: file not found"),
+                         sgp::error);
+}
+
+TEST_CASE("corrupt and truncated .npz files are refused, never crash") {
+    sgp_test::temp_dir d("npz-corrupt");
+    small a;
+    sgp::save_state_dict(a, d.file("good.npz"));
+    const std::string good = read(d.file("good.npz"));
+    auto refuses = [&](const std::string& bytes, const char* what) {
+        write(d.file("c.npz"), bytes);
+        CHECK_THROWS_WITH_AS(sgp::load_npz(d.file("c.npz")), doctest::Contains(what), sgp::error);
+    };
+    refuses("", "too short");
+    refuses(good.substr(0, good.size() / 2), "c.npz");
+    refuses(good.substr(0, good.size() - 10), "c.npz");
+    // A flipped bit in an array's data (CRC) and in a local header's size field.
+    std::string flipped = good;
+    const auto data_at = good.size() / 2;
+    flipped[data_at] = static_cast<char>(flipped[data_at] ^ 1);
+    refuses(flipped, "c.npz");
+    std::string header = good;
+    header[24] = static_cast<char>(header[24] ^ 1);  // first local header, uncompressed size
+    refuses(header, "disagrees with the zip directory");
+    // Every single-byte truncation and many corruptions: an sgp::error each, nothing else.
+    std::size_t refused = 0;
+    for (std::size_t cut = 0; cut < good.size(); cut += 7) {
+        write(d.file("t.npz"), good.substr(0, cut));
+        try {
+            sgp::load_npz(d.file("t.npz"));
+        } catch (const sgp::error&) {
+            ++refused;
+        }
+    }
+    CHECK(refused == (good.size() + 6) / 7);
+    sgp::rng r(3);
+    for (int i = 0; i < 300; ++i) {
+        std::string bad = good;
+        for (int k = 0; k < 4; ++k) bad[r.below(bad.size())] = static_cast<char>(r.below(256));
+        write(d.file("r.npz"), bad);
+        try {
+            small b;
+            sgp::load_state_dict(b, d.file("r.npz"));
+        } catch (const sgp::error&) {
+        }
+    }
+}
+
+TEST_CASE("atomic writes replace the target and leave no temporary behind") {
+    sgp_test::temp_dir d("atomic");
+    sgp::write_file_atomic(d.file("f"), "one");
+    sgp::write_file_atomic(d.file("f"), "two");
+    CHECK(read(d.file("f")) == "two");
+    CHECK(std::distance(std::filesystem::directory_iterator(d.path), std::filesystem::directory_iterator{}) == 1);
+    CHECK_THROWS_WITH_AS(sgp::write_file_atomic(d.file("no/such/dir/f"), "x"), doctest::Contains("does not exist"), sgp::error);
+}
+
+TEST_CASE("json writer produces valid nesting and escapes") {
+    sgp::json_writer j;
+    j.begin_object().field("a", 1).field("s", "q\"\n");
+    j.key("l").begin_array().value(1.5).value(true).end_array();
+    j.key("o").begin_object().field("x", std::size_t{2}).end_object().end_object();
+    CHECK(j.str() == "{\"a\": 1, \"s\": \"q\\\"\\u000a\", \"l\": [1.5, true], \"o\": {\"x\": 2}}");
+}

@@ -1,0 +1,109 @@
+// Whole networks against PyTorch 1.13: forward outputs, loss, every parameter gradient and
+// the running statistics, from fixtures written by tests/golden/make_golden.py (float64
+// reference). Loading the fixtures' state_dicts also proves that PyTorch weights saved with
+// numpy load into sgp.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <sgp/sgp.hpp>
+
+#include "helpers.hpp"
+
+using namespace sgp::layers;
+
+using net_a = sgp::sequential<sgp::input<2, 9, 9>, conv2d<4, 3, 1, 1>, batch_norm, relu, max_pool<2>, conv2d<6, 3, 2, 1, true>,
+                              batch_norm, relu, conv1x1<5, true>, flatten, linear<7>, relu, linear<3>>;
+using net_b = sgp::sequential<sgp::input<1, 6, 6>, conv2d<3, 3, 1, 0, true>, avg_pool<2>, batch_norm, global_avg_pool, flatten,
+                              linear<2>>;
+
+namespace {
+
+std::vector<double> doubles(const sgp::npz_archive& a, const std::string& key) {
+    const auto it = a.find(key);
+    REQUIRE_MESSAGE(it != a.end(), "fixture has no " << key);
+    REQUIRE(it->second.dtype == "<f8");
+    std::vector<double> v(it->second.count());
+    std::memcpy(v.data(), it->second.data.data(), v.size() * sizeof(double));
+    return v;
+}
+
+constexpr double tolerance = 1e-4;  // relative error, float32 against the float64 reference
+
+template <class Net>
+void check_against_torch(const std::string& fixture) {
+    const std::string path = std::string(SGP_GOLDEN_DIR) + "/" + fixture;
+    const auto a = sgp::load_npz(path);
+    const auto& x = a.at("x");
+    const std::size_t n = x.shape.at(0), k = Net::output_shape.c;
+    const auto xv = x.to_floats("x");
+    std::vector<int> labels(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::int64_t v;
+        std::memcpy(&v, a.at("labels").data.data() + i * 8, 8);
+        labels[i] = static_cast<int>(v);
+    }
+    sgp::run_context cx;
+
+    SUBCASE("evaluation-mode outputs of a PyTorch state_dict") {
+        Net net;
+        sgp::read_state_dict(net, a, path, "state.");
+        net.set_input_nchw(xv.data(), n);
+        cx.training = false;
+        const float* out = net.forward(n, cx);
+        const auto ref = doubles(a, "eval_logits");
+        std::vector<float> got(n * k);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t c = 0; c < k; ++c) got[i * k + c] = out[c * n + i];
+        CHECK(sgp_test::relative_error(got.data(), ref.data(), got.size()) <= tolerance);
+    }
+    SUBCASE("training-mode forward, loss, gradients and running statistics") {
+        Net net;
+        sgp::read_state_dict(net, a, path, "state.");
+        net.set_input_nchw(xv.data(), n);
+        cx.training = true;
+        const float* out = net.forward(n, cx);
+        const auto ref = doubles(a, "logits");
+        std::vector<float> got(n * k), dlogits(n * k);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t c = 0; c < k; ++c) got[i * k + c] = out[c * n + i];
+        CHECK(sgp_test::relative_error(got.data(), ref.data(), got.size()) <= tolerance);
+        const auto r = sgp::softmax_cross_entropy(out, labels.data(), k, n, dlogits.data());
+        CHECK(r.loss == doctest::Approx(doubles(a, "loss")[0]).epsilon(tolerance));
+        net.backward(dlogits.data(), cx);
+        // Gradients that vanish in exact arithmetic (a bias before batch norm) are compared
+        // absolutely, against 1e-2 of the largest gradient norm; all others relatively.
+        double largest = 0;
+        for (const auto& [key, arr] : a)
+            if (key.rfind("grad.", 0) == 0) {
+                const auto g = doubles(a, key);
+                double s = 0;
+                for (double v : g) s += v * v;
+                largest = std::max(largest, std::sqrt(s));
+            }
+        std::size_t checked = 0;
+        net.for_each_tensor([&](const std::string& key, const sgp::tensor_ref& t) {
+            if (t.grad) {
+                const auto g = doubles(a, "grad." + key);
+                REQUIRE(g.size() == t.size());
+                const double e = sgp_test::relative_error(t.grad, g.data(), g.size(), 1e-2 * largest);
+                CHECK_MESSAGE(e <= tolerance, "gradient of " << key << ": relative error " << e);
+                ++checked;
+            } else if (t.value && a.count("after." + key)) {
+                const auto v = doubles(a, "after." + key);
+                CHECK_MESSAGE(sgp_test::relative_error(t.value, v.data(), v.size()) <= tolerance, key);
+                ++checked;
+            }
+        });
+        CHECK(checked > 0);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("net_a (conv, BN, ReLU, max pool, strided conv with bias, 1x1 conv, flatten, linear) matches PyTorch") {
+    check_against_torch<net_a>("net_a.npz");
+}
+
+TEST_CASE("net_b (unpadded conv, avg pool, BN, global average pool, linear) matches PyTorch") {
+    check_against_torch<net_b>("net_b.npz");
+}

@@ -1,0 +1,201 @@
+// The optimizer, schedules, loss, training loop, checkpoints and resumption.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <sgp/sgp.hpp>
+#include <sstream>
+
+#include "helpers.hpp"
+
+using namespace sgp::layers;
+
+using tiny = sgp::sequential<sgp::input<1, 8, 8>, conv3x3<4>, batch_norm, relu, max_pool<2>, conv3x3<8>, batch_norm, relu,
+                             global_avg_pool, flatten, dropout<0.2f>, linear<3>>;
+
+namespace {
+
+// Three classes of 8x8 images: a bright top half, bottom half or left half, plus noise.
+sgp::dataset synthetic(std::size_t n, std::uint64_t seed) {
+    sgp::dataset d;
+    d.source = "synthetic";
+    d.channels = 1;
+    d.height = d.width = 8;
+    d.classes = 3;
+    sgp::rng r(seed);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto label = static_cast<std::uint8_t>(r.below(3));
+        d.labels.push_back(label);
+        for (std::size_t y = 0; y < 8; ++y)
+            for (std::size_t x = 0; x < 8; ++x) {
+                const bool on = label == 0 ? y < 4 : label == 1 ? y >= 4 : x < 4;
+                d.images.push_back(static_cast<std::uint8_t>((on ? 150 : 40) + r.below(60)));
+            }
+    }
+    return d;
+}
+
+sgp::loader_options loader(std::size_t batch = 16) {
+    sgp::loader_options o;
+    o.batch = batch;
+    o.seed = 7;
+    o.mean = {0.4f};
+    o.std = {0.25f};
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("SGD follows PyTorch's update with momentum, Nesterov and weight decay") {
+    float p[2] = {1.f, -2.f}, g[2] = {0.5f, 0.25f};
+    sgp::tensor_ref t{"w", p, g, {2}, sgp::tensor_role::parameter, nullptr};
+    sgp::sgd o{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true};
+    sgp::sgd_state s;
+    // step 1: d = g + wd p; buf = d; p -= lr (d + m buf)
+    s.step(o, o.lr, "w", t);
+    const double d0 = 0.5 + 0.01 * 1.0, p1 = 1.0 - 0.1 * (d0 + 0.9 * d0);
+    CHECK(p[0] == doctest::Approx(p1).epsilon(1e-6));
+    // step 2 with the same gradient: buf = m buf + d
+    s.step(o, o.lr, "w", t);
+    const double d1 = 0.5 + 0.01 * p1, b1 = 0.9 * d0 + d1, p2 = p1 - 0.1 * (d1 + 0.9 * b1);
+    CHECK(p[0] == doctest::Approx(p2).epsilon(1e-6));
+    // Plain momentum (no Nesterov) uses the buffer itself.
+    float q = 1.f, gq = 1.f;
+    sgp::tensor_ref tq{"q", &q, &gq, {1}, sgp::tensor_role::parameter, nullptr};
+    sgp::sgd plain{.lr = 0.5f, .momentum = 0.5f};
+    sgp::sgd_state s2;
+    s2.step(plain, plain.lr, "q", tq);
+    s2.step(plain, plain.lr, "q", tq);
+    CHECK(q == doctest::Approx(1.0 - 0.5 - 0.5 * 1.5));
+}
+
+TEST_CASE("learning-rate schedules follow their formulas") {
+    using namespace sgp::schedules;
+    CHECK(sgp::learning_rate(constant{}, 12.3, 0.1f) == doctest::Approx(0.1));
+    CHECK(sgp::learning_rate(step{10, 0.5f}, 9.99, 0.1f) == doctest::Approx(0.1));
+    CHECK(sgp::learning_rate(step{10, 0.5f}, 25, 0.1f) == doctest::Approx(0.025));
+    CHECK(sgp::learning_rate(cosine{10, 0.f}, 0, 0.1f) == doctest::Approx(0.1));
+    CHECK(sgp::learning_rate(cosine{10, 0.f}, 5, 0.1f) == doctest::Approx(0.05));
+    CHECK(sgp::learning_rate(cosine{10, 0.01f}, 10, 0.1f) == doctest::Approx(0.01));
+    // Warm restarts: back to the base rate at every period start.
+    const cosine_restarts r{50, 1, 1e-5f};
+    CHECK(sgp::learning_rate(r, 0, 0.01f) == doctest::Approx(0.01));
+    CHECK(sgp::learning_rate(r, 25, 0.01f) == doctest::Approx(1e-5 + (0.01 - 1e-5) * 0.5));
+    CHECK(sgp::learning_rate(r, 50, 0.01f) == doctest::Approx(0.01));
+    // Growing periods: 10, then 20 (restart at 10 and at 30).
+    const cosine_restarts g{10, 2, 0.f};
+    CHECK(sgp::learning_rate(g, 10, 1.f) == doctest::Approx(1.0));
+    CHECK(sgp::learning_rate(g, 20, 1.f) == doctest::Approx(0.5));
+    CHECK(sgp::learning_rate(g, 30, 1.f) == doctest::Approx(1.0));
+}
+
+TEST_CASE("softmax cross-entropy: value, gradient, accuracy and large logits") {
+    // Two classes, two images, class-major logits [K][N].
+    const float logits[4] = {2.f, 0.f, 1.f, 3.f};
+    const int labels[2] = {0, 0};
+    float d[4];
+    const auto r = sgp::softmax_cross_entropy(logits, labels, 2, 2, d);
+    const double l0 = std::log(1 + std::exp(-1.0)), l1 = std::log(1 + std::exp(3.0));
+    CHECK(r.loss == doctest::Approx((l0 + l1) / 2));
+    CHECK(r.correct == 1);
+    CHECK(d[0] + d[2] == doctest::Approx(0).epsilon(1e-7));  // each column's gradient sums to 0
+    CHECK(d[0] == doctest::Approx((1 / (1 + std::exp(-1.0)) - 1) / 2));
+    const float big[2] = {1000.f, -1000.f};
+    const int one[1] = {1};
+    CHECK(sgp::softmax_cross_entropy(big, one, 2, 1, nullptr).loss == doctest::Approx(2000));
+}
+
+TEST_CASE("training learns a separable task") {
+    const auto train_set = synthetic(480, 1), test_set = synthetic(150, 2);
+    sgp::batch_loader train(train_set, loader()), test(test_set, loader());
+    sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true}, {.threads = 2}};
+    std::ostringstream log;
+    sgp::fit_options f;
+    f.epochs = 6;
+    f.log = &log;
+    const double before = t.evaluate(test).accuracy;
+    const auto reports = t.fit(train, f, &test);
+    REQUIRE(reports.size() == 6);
+    CHECK(reports.back().loss < reports.front().loss);
+    CHECK(t.evaluate(test).accuracy >= 0.9);
+    CHECK(before < 0.7);
+    CHECK(log.str().find("epoch 6/6") != std::string::npos);
+    CHECK(log.str().find("img/s") != std::string::npos);
+}
+
+TEST_CASE("a run resumed from a checkpoint continues identically to an uninterrupted one") {
+    sgp_test::temp_dir dir("resume");
+    const auto data = synthetic(96, 3);
+    sgp::fit_options f;
+    f.log = nullptr;
+    f.schedule = sgp::schedules::cosine{3, 0.f};
+    const sgp::sgd opt{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true};
+
+    sgp::batch_loader a_loader(data, loader(32));
+    sgp::trainer<tiny> a{opt, {.threads = 2, .seed = 5}};
+    f.epochs = 3;
+    a.fit(a_loader, f);
+
+    {
+        sgp::batch_loader b_loader(data, loader(32));
+        sgp::trainer<tiny> b{opt, {.threads = 2, .seed = 5}};
+        f.epochs = 1;
+        f.checkpoint = dir.file("ckpt.npz");
+        b.fit(b_loader, f);
+    }
+    sgp::batch_loader c_loader(data, loader(32));
+    sgp::trainer<tiny> c{opt, {.threads = 1, .seed = 999}};  // seed and threads come from the checkpoint / do not matter
+    c.load_checkpoint(dir.file("ckpt.npz"));
+    CHECK(c.epochs_done() == 1);
+    f.epochs = 3;
+    f.checkpoint.clear();
+    c.fit(c_loader, f);
+
+    std::map<std::string, std::vector<float>> wa;
+    a.net().for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {
+        if (t.value) wa[k].assign(t.value, t.value + t.size());
+    });
+    std::size_t compared = 0;
+    c.net().for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {
+        if (!t.value) return;
+        CHECK_MESSAGE(std::equal(t.value, t.value + t.size(), wa[k].begin()), k);
+        ++compared;
+    });
+    CHECK(compared == 12);
+    // No temporary file is left next to the checkpoint.
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path), std::filesystem::directory_iterator{}) == 1);
+}
+
+TEST_CASE("a diverging run stops with a clear error") {
+    const auto data = synthetic(64, 4);
+    sgp::batch_loader l(data, loader(32));
+    sgp::trainer<tiny> t{sgp::sgd{.lr = 1e30f, .momentum = 0.9f}};
+    sgp::fit_options f;
+    f.epochs = 5;
+    f.log = nullptr;
+    CHECK_THROWS_WITH_AS(t.fit(l, f), doctest::Contains("training diverged"), sgp::error);
+}
+
+TEST_CASE("sparsity training adds lambda * sign(gamma) to BatchNorm gamma gradients, and hooks run") {
+    sgp::trainer<tiny> t;
+    auto& bn = t.net().layer<1>();
+    for (std::size_t c = 0; c < 4; ++c) {
+        bn.gamma()[c] = c % 2 ? 0.5f : -0.5f;
+        bn.gamma_grad()[c] = 0.f;
+    }
+    bn.gamma()[3] = 0.f;  // sign(0) = 0
+    t.add_sparsity_gradient(1e-4f);
+    CHECK(bn.gamma_grad()[0] == doctest::Approx(-1e-4));
+    CHECK(bn.gamma_grad()[1] == doctest::Approx(1e-4));
+    CHECK(bn.gamma_grad()[3] == 0.f);
+
+    int calls = 0;
+    t.add_gradient_hook([&](tiny&) { ++calls; });
+    const auto data = synthetic(32, 5);
+    sgp::batch_loader l(data, loader(16));
+    sgp::fit_options f;
+    f.epochs = 1;
+    f.log = nullptr;
+    f.sparsity = 1e-4f;
+    t.fit(l, f);
+    CHECK(calls == 2);
+}
