@@ -1,12 +1,13 @@
 // The main job: trains a VGG on Fashion-MNIST (padded to 32x32) and reports test accuracy
 // and throughput. Usage: train_fashion_mnist --help
-#include <sgp/sgp.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <sgp/sgp.hpp>
 #include <string>
 #include <thread>
 
@@ -41,42 +42,52 @@ const char* usage =
 
 options parse(int argc, char** argv) {
     options o;
+    auto number = [](const std::string& flag, const std::string& v) {
+        try {
+            std::size_t used = 0;
+            const double d = std::stod(v, &used);
+            if (used == v.size() && d >= 0) return d;
+        } catch (const std::exception&) {
+        }
+        throw sgp::error(flag + ": '" + v + "' is not a non-negative number");
+    };
+    using setter = std::function<void(const std::string& flag, const std::string& value)>;
+    auto size = [&](std::size_t& f) {
+        return setter([&, p = &f](auto& k, auto& v) { *p = static_cast<std::size_t>(number(k, v)); });
+    };
+    auto real = [&](float& f) {
+        return setter([&, p = &f](auto& k, auto& v) { *p = static_cast<float>(number(k, v)); });
+    };
+    auto text = [](std::string& f) { return setter([p = &f](auto&, auto& v) { *p = v; }); };
+    const std::map<std::string, setter> with_value{
+        {"--model", text(o.model)},
+        {"--epochs", size(o.epochs)},
+        {"--batch", size(o.batch)},
+        {"--lr", real(o.lr)},
+        {"--weight-decay", real(o.weight_decay)},
+        {"--schedule", text(o.schedule)},
+        {"--sparsity", real(o.sparsity)},
+        {"--threads", size(o.threads)},
+        {"--seed", [&](auto& k, auto& v) { o.seed = static_cast<std::uint64_t>(number(k, v)); }},
+        {"--data", text(o.data)},
+        {"--limit", size(o.limit)},
+        {"--test-limit", size(o.test_limit)},
+        {"--checkpoint", text(o.checkpoint)},
+        {"--json", text(o.json)}};
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) throw sgp::error(a + ": missing value (see --help)");
-            return argv[++i];
-        };
-        auto number = [&]() {
-            const std::string v = next();
-            try {
-                std::size_t used = 0;
-                const double d = std::stod(v, &used);
-                if (used != v.size() || d < 0) throw 0;
-                return d;
-            } catch (...) {
-                throw sgp::error(a + ": '" + v + "' is not a non-negative number");
-            }
-        };
         if (a == "--help" || a == "-h") {
             std::cout << usage;
             std::exit(0);
-        } else if (a == "--model") o.model = next();
-        else if (a == "--epochs") o.epochs = static_cast<std::size_t>(number());
-        else if (a == "--batch") o.batch = static_cast<std::size_t>(number());
-        else if (a == "--lr") o.lr = static_cast<float>(number());
-        else if (a == "--weight-decay") o.weight_decay = static_cast<float>(number());
-        else if (a == "--schedule") o.schedule = next();
-        else if (a == "--augment") o.augment = true;
-        else if (a == "--sparsity") o.sparsity = static_cast<float>(number());
-        else if (a == "--threads") o.threads = static_cast<std::size_t>(number());
-        else if (a == "--seed") o.seed = static_cast<std::uint64_t>(number());
-        else if (a == "--data") o.data = next();
-        else if (a == "--limit") o.limit = static_cast<std::size_t>(number());
-        else if (a == "--test-limit") o.test_limit = static_cast<std::size_t>(number());
-        else if (a == "--checkpoint") o.checkpoint = next();
-        else if (a == "--json") o.json = next();
-        else throw sgp::error("unknown option '" + a + "' (see --help)");
+        }
+        if (a == "--augment") {
+            o.augment = true;
+            continue;
+        }
+        const auto it = with_value.find(a);
+        if (it == with_value.end()) throw sgp::error("unknown option '" + a + "' (see --help)");
+        if (i + 1 >= argc) throw sgp::error(a + ": missing value (see --help)");
+        it->second(a, argv[++i]);
     }
     if (o.batch < 2) throw sgp::error("--batch: batch norm needs at least 2 images per batch");
     if (o.epochs == 0) o.epochs = o.model == "demo" ? 3 : 1;

@@ -1,7 +1,7 @@
 # Runs the main job's program on a slice of Fashion-MNIST and checks its JSON report.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
-execute_process(COMMAND ${EXE} --limit 512 --test-limit 256 --epochs 1 --batch 32 --json ${WORK}/out.json
+execute_process(COMMAND ${EXE} --limit 256 --test-limit 128 --epochs 1 --batch 32 --json ${WORK}/out.json
                         --checkpoint ${WORK}/ckpt.npz RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "train_fashion_mnist failed")
@@ -18,7 +18,7 @@ if(NOT epochs EQUAL 1 OR NOT EXISTS ${WORK}/ckpt.npz)
   message(FATAL_ERROR "expected one epoch and a checkpoint: ${json}")
 endif()
 # Resuming with a larger epoch budget continues from the checkpoint.
-execute_process(COMMAND ${EXE} --limit 512 --test-limit 256 --epochs 2 --batch 32 --json ${WORK}/out2.json
+execute_process(COMMAND ${EXE} --limit 256 --test-limit 128 --epochs 2 --batch 32 --json ${WORK}/out2.json
                         --checkpoint ${WORK}/ckpt.npz RESULT_VARIABLE rc ERROR_VARIABLE log)
 string(FIND "${log}" "resumed from" resumed)
 string(FIND "${log}" "epoch 2/2" second)

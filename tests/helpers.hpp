@@ -51,8 +51,8 @@ struct temp_dir {
 // projection r, on every input value and every parameter value. `x` is channel-major
 // [C][n][H][W]. Returns the largest error seen, measured as |num - ana| / (atol + rtol*|ana|).
 template <class L>
-double check_layer_gradients(L& layer, std::vector<float> x, std::size_t n, float eps = 1e-2f,
-                             double rtol = 1e-2, double atol = 2e-3, bool check_input = true) {
+double check_layer_gradients(L& layer, std::vector<float> x, std::size_t n, float eps = 1e-2f, double rtol = 1e-2,
+                             double atol = 2e-3, bool check_input = true) {
     sgp::run_context cx;
     cx.training = true;
     sgp::aligned_buffer<float> s1(layer.workspace(n) + 1), s2(layer.workspace(n) + 1);

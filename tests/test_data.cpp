@@ -70,11 +70,13 @@ TEST_CASE("bad IDX files get errors that name the file and the problem") {
     fails("magic", "\x01\x02" + good.substr(2), "not an IDX file");
     fails("type", std::string{0, 0, 0x0d, 3} + good.substr(4), "not supported");
     fails("extra", good + "zz", "malformed");
-    CHECK_THROWS_WITH_AS(sgp::load_idx(d.file("missing"), d.file("lb")), doctest::Contains("file not found"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_idx(d.file("missing"), d.file("lb")), doctest::Contains("file not found"),
+                         sgp::error);
     // Labels that do not match the images.
     write(d.file("im"), good);
     write(d.file("lb4"), idx_labels(4));
-    CHECK_THROWS_WITH_AS(sgp::load_idx(d.file("im"), d.file("lb4")), doctest::Contains("4 labels for 3 images"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_idx(d.file("im"), d.file("lb4")), doctest::Contains("4 labels for 3 images"),
+                         sgp::error);
     // A gzip stream cut short, and garbage behind a gzip header.
     write_gz(d.file("full.gz"), good);
     std::ifstream in(d.file("full.gz"), std::ios::binary);
@@ -88,8 +90,8 @@ TEST_CASE("bad IDX files get errors that name the file and the problem") {
 }
 
 TEST_CASE("a missing Fashion-MNIST folder says how to get the data") {
-    CHECK_THROWS_WITH_AS(sgp::load_fashion_mnist("/nonexistent/fmnist", true), doctest::Contains("dataset-fashion-mnist"),
-                         sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_fashion_mnist("/nonexistent/fmnist", true),
+                         doctest::Contains("dataset-fashion-mnist"), sgp::error);
 }
 
 TEST_CASE("CIFAR-10 binary files: records, labels, truncation") {
@@ -109,12 +111,14 @@ TEST_CASE("CIFAR-10 binary files: records, labels, truncation") {
     CHECK(train.labels[1] == 9);
     CHECK(train.image(1)[1024] == (1024 + 1) % 251);  // first pixel of the green plane
     write(d.file("short.bin"), two.substr(0, two.size() - 5));
-    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("short.bin")}), doctest::Contains("not a whole number"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("short.bin")}), doctest::Contains("not a whole number"),
+                         sgp::error);
     std::string bad = two;
     bad[0] = 12;
     write(d.file("label.bin"), bad);
     CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("label.bin")}), doctest::Contains("label 12"), sgp::error);
-    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("none.bin")}), doctest::Contains("none.bin: file not found"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("none.bin")}), doctest::Contains("none.bin: file not found"),
+                         sgp::error);
 }
 
 TEST_CASE("batch loader: padding, normalisation, channel-major layout, shuffling") {
@@ -153,7 +157,8 @@ TEST_CASE("batch loader: padding, normalisation, channel-major layout, shuffling
     auto order = [&](std::size_t epoch) {
         s.start_epoch(epoch);
         std::vector<int> all;
-        for (std::size_t n; (n = s.next(x.data(), y.data())) > 0;) all.insert(all.end(), y.begin(), y.begin() + static_cast<long>(n));
+        for (std::size_t n; (n = s.next(x.data(), y.data())) > 0;)
+            all.insert(all.end(), y.begin(), y.begin() + static_cast<long>(n));
         return all;
     };
     const auto e0 = order(0), e1 = order(1);

@@ -15,7 +15,9 @@ std::string read(const std::string& p) {
     std::ifstream in(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), {}};
 }
-void write(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+void write(const std::string& p, const std::string& s) {
+    std::ofstream(p, std::ios::binary) << s;
+}
 }  // namespace
 
 TEST_CASE(".npy encodes NumPy's header and round-trips float32 and int64") {
@@ -37,7 +39,8 @@ TEST_CASE("bad .npy data is refused with the reason") {
     const float v[2] = {1, 2};
     const std::string good = sgp::npy_encode(sgp::npy_array::from_floats(v, {2}));
     CHECK_THROWS_WITH_AS(sgp::npy_decode("hello world", "x"), doctest::Contains("bad magic"), sgp::error);
-    CHECK_THROWS_WITH_AS(sgp::npy_decode(good.substr(0, good.size() - 1), "x"), doctest::Contains("truncated"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::npy_decode(good.substr(0, good.size() - 1), "x"), doctest::Contains("truncated"),
+                         sgp::error);
     std::string big = good;
     big.replace(big.find("<f4"), 3, ">f4");
     CHECK_THROWS_WITH_AS(sgp::npy_decode(big, "x"), doctest::Contains("not little-endian"), sgp::error);
@@ -94,15 +97,16 @@ TEST_CASE("state_dict errors name the file, the key and the shapes") {
     auto wrong_shape = arch;
     const float z[4] = {};
     wrong_shape["0.bias"] = sgp::npy_array::from_floats(z, {4});
-    CHECK_THROWS_WITH_AS(attempt(wrong_shape), doctest::Contains("'0.bias' has shape (4,), the network expects (2,)"), sgp::error);
+    CHECK_THROWS_WITH_AS(attempt(wrong_shape), doctest::Contains("'0.bias' has shape (4,), the network expects (2,)"),
+                         sgp::error);
     auto missing = arch;
     missing.erase("4.weight");
     CHECK_THROWS_WITH_AS(attempt(missing), doctest::Contains("no array '4.weight'"), sgp::error);
     auto extra = arch;
     extra["7.weight"] = sgp::npy_array::from_floats(z, {4});
     CHECK_THROWS_WITH_AS(attempt(extra), doctest::Contains("another network"), sgp::error);
-    CHECK_THROWS_WITH_AS(sgp::load_state_dict(a, d.file("nothing.npz")), doctest::Contains("nothing.npz: file not found"),
-                         sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_state_dict(a, d.file("nothing.npz")),
+                         doctest::Contains("nothing.npz: file not found"), sgp::error);
 }
 
 TEST_CASE("corrupt and truncated .npz files are refused, never crash") {
@@ -155,7 +159,8 @@ TEST_CASE("atomic writes replace the target and leave no temporary behind") {
     sgp::write_file_atomic(d.file("f"), "two");
     CHECK(read(d.file("f")) == "two");
     CHECK(std::distance(std::filesystem::directory_iterator(d.path), std::filesystem::directory_iterator{}) == 1);
-    CHECK_THROWS_WITH_AS(sgp::write_file_atomic(d.file("no/such/dir/f"), "x"), doctest::Contains("does not exist"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::write_file_atomic(d.file("no/such/dir/f"), "x"), doctest::Contains("does not exist"),
+                         sgp::error);
 }
 
 TEST_CASE("json writer produces valid nesting and escapes") {

@@ -52,7 +52,8 @@ TEST_CASE("gemm gives bit-identical results for any thread count") {
 
 TEST_CASE("col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>") {
     sgp::thread_pool pool(2);
-    const sgp::kernels::conv_geometry geos[] = {{2, 3, 7, 6, 3, 2, 1, 4, 3}, {3, 2, 5, 5, 3, 1, 1, 5, 5}, {1, 4, 6, 6, 5, 1, 0, 2, 2}};
+    const sgp::kernels::conv_geometry geos[] = {
+        {2, 3, 7, 6, 3, 2, 1, 4, 3}, {3, 2, 5, 5, 3, 1, 1, 5, 5}, {1, 4, 6, 6, 5, 1, 0, 2, 2}};
     for (const auto& g : geos) {
         const auto x = random_vector(g.c * g.n * g.h * g.w, 6);
         const auto c = random_vector(g.rows() * g.cols(), 7);

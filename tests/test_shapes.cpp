@@ -49,8 +49,8 @@ TEST_CASE("a fresh network's active figures equal its static ones") {
 }
 
 TEST_CASE("narrowing a layer's active width lowers the run-time cost and propagates") {
-    using net_t = sgp::sequential<sgp::input<1, 8, 8>, conv3x3<8>, batch_norm, relu, max_pool<2>, conv3x3<6>, batch_norm,
-                                  relu, flatten, linear<3>>;
+    using net_t = sgp::sequential<sgp::input<1, 8, 8>, conv3x3<8>, batch_norm, relu, max_pool<2>, conv3x3<6>,
+                                  batch_norm, relu, flatten, linear<3>>;
     net_t net;
     net.layer<0>().set_out_channels(5);
     net.update_widths();

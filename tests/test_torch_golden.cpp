@@ -11,10 +11,11 @@
 
 using namespace sgp::layers;
 
-using net_a = sgp::sequential<sgp::input<2, 9, 9>, conv2d<4, 3, 1, 1>, batch_norm, relu, max_pool<2>, conv2d<6, 3, 2, 1, true>,
-                              batch_norm, relu, conv1x1<5, true>, flatten, linear<7>, relu, linear<3>>;
-using net_b = sgp::sequential<sgp::input<1, 6, 6>, conv2d<3, 3, 1, 0, true>, avg_pool<2>, batch_norm, global_avg_pool, flatten,
-                              linear<2>>;
+using net_a =
+    sgp::sequential<sgp::input<2, 9, 9>, conv2d<4, 3, 1, 1>, batch_norm, relu, max_pool<2>, conv2d<6, 3, 2, 1, true>,
+                    batch_norm, relu, conv1x1<5, true>, flatten, linear<7>, relu, linear<3>>;
+using net_b = sgp::sequential<sgp::input<1, 6, 6>, conv2d<3, 3, 1, 0, true>, avg_pool<2>, batch_norm, global_avg_pool,
+                              flatten, linear<2>>;
 
 namespace {
 
@@ -43,30 +44,27 @@ void check_against_torch(const std::string& fixture) {
         labels[i] = static_cast<int>(v);
     }
     sgp::run_context cx;
-
-    SUBCASE("evaluation-mode outputs of a PyTorch state_dict") {
-        Net net;
-        sgp::read_state_dict(net, a, path, "state.");
-        net.set_input_nchw(xv.data(), n);
-        cx.training = false;
+    Net net;
+    sgp::read_state_dict(net, a, path, "state.");
+    net.set_input_nchw(xv.data(), n);
+    // Runs the fixture's batch and compares the [K][N] output with the reference [N][K].
+    auto forward_matches = [&](bool training, const char* reference) {
+        cx.training = training;
         const float* out = net.forward(n, cx);
-        const auto ref = doubles(a, "eval_logits");
+        const auto ref = doubles(a, reference);
         std::vector<float> got(n * k);
         for (std::size_t i = 0; i < n; ++i)
             for (std::size_t c = 0; c < k; ++c) got[i * k + c] = out[c * n + i];
         CHECK(sgp_test::relative_error(got.data(), ref.data(), got.size()) <= tolerance);
+        return out;
+    };
+
+    SUBCASE("evaluation-mode outputs of a PyTorch state_dict") {
+        forward_matches(false, "eval_logits");
     }
     SUBCASE("training-mode forward, loss, gradients and running statistics") {
-        Net net;
-        sgp::read_state_dict(net, a, path, "state.");
-        net.set_input_nchw(xv.data(), n);
-        cx.training = true;
-        const float* out = net.forward(n, cx);
-        const auto ref = doubles(a, "logits");
-        std::vector<float> got(n * k), dlogits(n * k);
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t c = 0; c < k; ++c) got[i * k + c] = out[c * n + i];
-        CHECK(sgp_test::relative_error(got.data(), ref.data(), got.size()) <= tolerance);
+        const float* out = forward_matches(true, "logits");
+        std::vector<float> dlogits(n * k);
         const auto r = sgp::softmax_cross_entropy(out, labels.data(), k, n, dlogits.data());
         CHECK(r.loss == doctest::Approx(doubles(a, "loss")[0]).epsilon(tolerance));
         net.backward(dlogits.data(), cx);

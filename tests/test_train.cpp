@@ -9,8 +9,8 @@
 
 using namespace sgp::layers;
 
-using tiny = sgp::sequential<sgp::input<1, 8, 8>, conv3x3<4>, batch_norm, relu, max_pool<2>, conv3x3<8>, batch_norm, relu,
-                             global_avg_pool, flatten, dropout<0.2f>, linear<3>>;
+using tiny = sgp::sequential<sgp::input<1, 8, 8>, conv3x3<4>, batch_norm, relu, max_pool<2>, conv3x3<8>, batch_norm,
+                             relu, global_avg_pool, flatten, dropout<0.2f>, linear<3>>;
 
 namespace {
 
@@ -107,7 +107,8 @@ TEST_CASE("softmax cross-entropy: value, gradient, accuracy and large logits") {
 TEST_CASE("training learns a separable task") {
     const auto train_set = synthetic(480, 1), test_set = synthetic(150, 2);
     sgp::batch_loader train(train_set, loader()), test(test_set, loader());
-    sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true}, {.threads = 2}};
+    sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true},
+                         {.threads = 2}};
     std::ostringstream log;
     sgp::fit_options f;
     f.epochs = 6;
@@ -143,7 +144,8 @@ TEST_CASE("a run resumed from a checkpoint continues identically to an uninterru
         b.fit(b_loader, f);
     }
     sgp::batch_loader c_loader(data, loader(32));
-    sgp::trainer<tiny> c{opt, {.threads = 1, .seed = 999}};  // seed and threads come from the checkpoint / do not matter
+    sgp::trainer<tiny> c{opt,
+                         {.threads = 1, .seed = 999}};  // seed and threads come from the checkpoint / do not matter
     c.load_checkpoint(dir.file("ckpt.npz"));
     CHECK(c.epochs_done() == 1);
     f.epochs = 3;

@@ -1,13 +1,13 @@
 // Writes an sgp-trained network's weights, an input batch and sgp's evaluation-mode outputs
 // to one .npz, for golden/check_sgp_in_torch.py to load into PyTorch.
-#include <sgp/sgp.hpp>
-
 #include <iostream>
+#include <sgp/sgp.hpp>
 
 using namespace sgp::layers;
 // The same layer list as make_golden.py's net_a.
-using net_a = sgp::sequential<sgp::input<2, 9, 9>, conv2d<4, 3, 1, 1>, batch_norm, relu, max_pool<2>, conv2d<6, 3, 2, 1, true>,
-                              batch_norm, relu, conv1x1<5, true>, flatten, linear<7>, relu, linear<3>>;
+using net_a =
+    sgp::sequential<sgp::input<2, 9, 9>, conv2d<4, 3, 1, 1>, batch_norm, relu, max_pool<2>, conv2d<6, 3, 2, 1, true>,
+                    batch_norm, relu, conv1x1<5, true>, flatten, linear<7>, relu, linear<3>>;
 
 int main(int argc, char** argv) {
     if (argc != 2) {

@@ -40,7 +40,9 @@ public:
 #endif
     }
 
-    std::size_t size() const { return threads_; }
+    std::size_t size() const {
+        return threads_;
+    }
 
     // Runs f(begin, end) over a split of [0, n) into at most size() ranges whose bounds are
     // multiples of `grain` (except the last). Blocks until all ranges are done; rethrows

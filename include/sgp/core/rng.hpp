@@ -16,7 +16,9 @@ constexpr std::uint64_t mix64(std::uint64_t x) {
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
 }
-constexpr std::uint64_t mix64(std::uint64_t a, std::uint64_t b) { return mix64(a ^ mix64(b)); }
+constexpr std::uint64_t mix64(std::uint64_t a, std::uint64_t b) {
+    return mix64(a ^ mix64(b));
+}
 
 // xoshiro256** seeded through SplitMix64.
 class rng {

@@ -55,7 +55,8 @@ struct bind_all<In, D, Ds...> {
 
 template <class In, class... Ds>
 class sequential {
-    static_assert(detail::input_of<In>::ok, "sequential<input<C, H, W>, layers...>: the first entry must be input<C, H, W>");
+    static_assert(detail::input_of<In>::ok,
+                  "sequential<input<C, H, W>, layers...>: the first entry must be input<C, H, W>");
     static_assert(sizeof...(Ds) > 0, "sequential: a network needs at least one layer");
     using chain = detail::bind_all<detail::input_of<In>::value, Ds...>;
 
@@ -71,14 +72,17 @@ public:
 private:
     template <class F>
     static constexpr auto over_layers(F f) {
-        return [f]<std::size_t... I>(std::index_sequence<I...>) { return f.template operator()<layer_type<I>...>(); }(
-                   std::make_index_sequence<layer_count>{});
+        return [f]<std::size_t... I>(std::index_sequence<I...>) {
+            return f.template operator()<layer_type<I>...>();
+        }
+        (std::make_index_sequence<layer_count>{});
     }
 
 public:
     // Shape of activation i: shapes[0] is the input, shapes[i + 1] the output of layer i.
-    static constexpr std::array<shape, layer_count + 1> shapes =
-        over_layers([]<class... L>() { return std::array<shape, layer_count + 1>{input_shape, L::out_shape...}; });
+    static constexpr std::array<shape, layer_count + 1> shapes = over_layers([]<class... L>() {
+        return std::array<shape, layer_count + 1>{input_shape, L::out_shape...};
+    });
     static constexpr std::size_t parameter_count =
         over_layers([]<class... L>() { return (std::size_t{0} + ... + L::parameter_count); });
     static constexpr std::size_t macs = over_layers([]<class... L>() { return (std::size_t{0} + ... + L::macs); });
@@ -107,13 +111,17 @@ public:
     // f(index, layer&) for every layer, in order.
     template <class F>
     void for_each_layer(F&& f) {
-        [&]<std::size_t... I>(std::index_sequence<I...>) { (f(I, std::get<I>(layers_)), ...); }(
-            std::make_index_sequence<layer_count>{});
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (f(I, std::get<I>(layers_)), ...);
+        }
+        (std::make_index_sequence<layer_count>{});
     }
     template <class F>
     void for_each_layer(F&& f) const {
-        [&]<std::size_t... I>(std::index_sequence<I...>) { (f(I, std::get<I>(layers_)), ...); }(
-            std::make_index_sequence<layer_count>{});
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (f(I, std::get<I>(layers_)), ...);
+        }
+        (std::make_index_sequence<layer_count>{});
     }
 
     // f(key, tensor_ref) for every parameter and buffer, keyed like a PyTorch
@@ -121,7 +129,8 @@ public:
     template <class F>
     void for_each_tensor(F&& f, const std::string& prefix = "") {
         for_each_layer([&](std::size_t i, auto& l) {
-            l.for_each_tensor([&](const tensor_ref& t) { f(prefix + std::to_string(i) + "." + std::string(t.name), t); });
+            l.for_each_tensor(
+                [&](const tensor_ref& t) { f(prefix + std::to_string(i) + "." + std::string(t.name), t); });
         });
     }
 

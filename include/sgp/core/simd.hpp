@@ -17,11 +17,20 @@ struct vec {
     friend vec operator+(vec a, vec b) { return vec(a.v + b.v); }
     friend vec operator-(vec a, vec b) { return vec(a.v - b.v); }
     friend vec operator*(vec a, vec b) { return vec(a.v * b.v); }
-    vec& operator+=(vec b) { v += b.v; return *this; }
+    vec& operator+=(vec b) {
+        v += b.v;
+        return *this;
+    }
 };
-inline vec fma(vec a, vec b, vec c) { return vec(a.v * b.v + c.v); }
-inline vec relu(vec a) { return vec(a.v > 0.f ? a.v : 0.f); }
-inline float hadd(vec a) { return a.v; }
+inline vec fma(vec a, vec b, vec c) {
+    return vec(a.v * b.v + c.v);
+}
+inline vec relu(vec a) {
+    return vec(a.v > 0.f ? a.v : 0.f);
+}
+inline float hadd(vec a) {
+    return a.v;
+}
 inline constexpr const char* arch_name = "scalar";
 }  // namespace sgp::simd
 #else
@@ -31,7 +40,9 @@ using vec = xsimd::batch<float>;
 using xsimd::fma;
 using xsimd::hadd;
 // max(x, 0) as a select: GCC 12 warns falsely inside _mm512_max_ps.
-inline vec relu(vec a) { return xsimd::select(a > vec(0.f), a, vec(0.f)); }
+inline vec relu(vec a) {
+    return xsimd::select(a > vec(0.f), a, vec(0.f));
+}
 inline const char* const arch_name = xsimd::default_arch::name();
 }  // namespace sgp::simd
 #endif

@@ -17,10 +17,12 @@ inline auto view(const tensor_ref& t) {
 template <class Net>
 xt::xtensor<float, 2> predict(Net& net, const xt::xtensor<float, 4>& images, thread_pool* pool = nullptr) {
     const std::size_t n = images.shape(0);
-    if (images.shape(1) != Net::input_shape.c || images.shape(2) != Net::input_shape.h || images.shape(3) != Net::input_shape.w)
-        fail("predict", "images of shape (" + std::to_string(images.shape(1)) + ", " + std::to_string(images.shape(2)) + ", " +
-                            std::to_string(images.shape(3)) + "), the network takes (" + std::to_string(Net::input_shape.c) +
-                            ", " + std::to_string(Net::input_shape.h) + ", " + std::to_string(Net::input_shape.w) + ")");
+    if (images.shape(1) != Net::input_shape.c || images.shape(2) != Net::input_shape.h ||
+        images.shape(3) != Net::input_shape.w)
+        fail("predict", "images of shape (" + std::to_string(images.shape(1)) + ", " + std::to_string(images.shape(2)) +
+                            ", " + std::to_string(images.shape(3)) + "), the network takes (" +
+                            std::to_string(Net::input_shape.c) + ", " + std::to_string(Net::input_shape.h) + ", " +
+                            std::to_string(Net::input_shape.w) + ")");
     net.set_input_nchw(images.data(), n);
     run_context cx;
     cx.pool = pool;

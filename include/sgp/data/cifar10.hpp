@@ -27,7 +27,9 @@ inline void read_cifar10_file(const std::string& path, dataset& d) {
     const std::size_t n = bytes.size() / cifar10_record;
     for (std::size_t i = 0; i < n; ++i) {
         const auto* r = reinterpret_cast<const std::uint8_t*>(bytes.data() + i * cifar10_record);
-        if (r[0] >= 10) fail(path, "record " + std::to_string(i) + " has label " + std::to_string(r[0]) + " (CIFAR-10 labels are 0-9)");
+        if (r[0] >= 10)
+            fail(path,
+                 "record " + std::to_string(i) + " has label " + std::to_string(r[0]) + " (CIFAR-10 labels are 0-9)");
         d.labels.push_back(r[0]);
         d.images.insert(d.images.end(), r + 1, r + cifar10_record);
     }

@@ -48,9 +48,11 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
 
 inline idx_array read_idx(const std::string& path) {
     const auto bytes = read_maybe_gzip(path);
-    if (bytes.size() < 4) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, too short for an IDX header");
+    if (bytes.size() < 4)
+        fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, too short for an IDX header");
     if (bytes[0] != 0 || bytes[1] != 0) fail(path, "not an IDX file (the magic number must start with two zero bytes)");
-    if (bytes[2] != 0x08) fail(path, "IDX element type 0x" + std::to_string(bytes[2]) + " is not supported (only unsigned bytes, 0x08)");
+    if (bytes[2] != 0x08)
+        fail(path, "IDX element type 0x" + std::to_string(bytes[2]) + " is not supported (only unsigned bytes, 0x08)");
     const std::size_t nd = bytes[3];
     if (nd == 0 || nd > 4) fail(path, "IDX file declares " + std::to_string(nd) + " dimensions (expected 1 to 4)");
     if (bytes.size() < 4 + 4 * nd) fail(path, "truncated: the header's dimensions are cut off");
@@ -58,7 +60,8 @@ inline idx_array read_idx(const std::string& path) {
     std::size_t total = 1;
     for (std::size_t d = 0; d < nd; ++d) {
         const std::uint8_t* p = bytes.data() + 4 + 4 * d;
-        const std::uint32_t v = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+        const std::uint32_t v =
+            (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
         a.dims.push_back(v);
         total *= v;
     }
@@ -76,14 +79,17 @@ inline idx_array read_idx(const std::string& path) {
 inline dataset load_idx(const std::string& images_path, const std::string& labels_path, std::size_t classes = 10) {
     auto im = read_idx(images_path);
     auto lb = read_idx(labels_path);
-    if (im.dims.size() != 3) fail(images_path, "expected 3 dimensions (images x rows x columns), found " + std::to_string(im.dims.size()));
-    if (lb.dims.size() != 1) fail(labels_path, "expected 1 dimension (labels), found " + std::to_string(lb.dims.size()));
+    if (im.dims.size() != 3)
+        fail(images_path, "expected 3 dimensions (images x rows x columns), found " + std::to_string(im.dims.size()));
+    if (lb.dims.size() != 1)
+        fail(labels_path, "expected 1 dimension (labels), found " + std::to_string(lb.dims.size()));
     if (im.dims[0] != lb.dims[0])
-        fail(labels_path, std::to_string(lb.dims[0]) + " labels for " + std::to_string(im.dims[0]) + " images in " + images_path);
+        fail(labels_path,
+             std::to_string(lb.dims[0]) + " labels for " + std::to_string(im.dims[0]) + " images in " + images_path);
     for (std::size_t i = 0; i < lb.data.size(); ++i)
         if (lb.data[i] >= classes)
-            fail(labels_path, "label " + std::to_string(lb.data[i]) + " at index " + std::to_string(i) + " is not below " +
-                                  std::to_string(classes));
+            fail(labels_path, "label " + std::to_string(lb.data[i]) + " at index " + std::to_string(i) +
+                                  " is not below " + std::to_string(classes));
     dataset d;
     d.source = images_path;
     d.channels = 1;
@@ -104,8 +110,9 @@ inline dataset load_fashion_mnist(const std::string& dir, bool train) {
         const std::string p = dir + "/" + name;
         if (std::filesystem::exists(p + ".gz")) return p + ".gz";
         if (std::filesystem::exists(p)) return p;
-        fail(p + ".gz", "file not found (install Debian's dataset-fashion-mnist package, or give the folder that holds the "
-                        "Fashion-MNIST IDX files)");
+        fail(p + ".gz",
+             "file not found (install Debian's dataset-fashion-mnist package, or give the folder that holds the "
+             "Fashion-MNIST IDX files)");
     };
     return load_idx(pick(stem + "-images-idx3-ubyte"), pick(stem + "-labels-idx1-ubyte"));
 }

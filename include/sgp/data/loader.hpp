@@ -20,9 +20,9 @@ struct loader_options {
     std::size_t batch = 64;
     bool shuffle = true;
     std::uint64_t seed = 1;
-    std::size_t pad = 0;           // zero pixels added on every side
-    std::size_t crop_padding = 0;  // random crop of the padded size from a further padding of this much
-    bool flip = false;             // random horizontal flip
+    std::size_t pad = 0;                     // zero pixels added on every side
+    std::size_t crop_padding = 0;            // random crop of the padded size from a further padding of this much
+    bool flip = false;                       // random horizontal flip
     std::vector<float> mean{0.f}, std{1.f};  // per channel, or one value for all
 };
 
@@ -86,11 +86,15 @@ public:
                 for (std::size_t y = 0; y < H; ++y)
                     for (std::size_t xx = 0; xx < W; ++xx) {
                         const std::size_t ox = flip ? W - 1 - xx : xx;
-                        const std::ptrdiff_t sy = static_cast<std::ptrdiff_t>(y) + dy - static_cast<std::ptrdiff_t>(o_.pad);
-                        const std::ptrdiff_t sx = static_cast<std::ptrdiff_t>(ox) + dx - static_cast<std::ptrdiff_t>(o_.pad);
+                        const std::ptrdiff_t sy =
+                            static_cast<std::ptrdiff_t>(y) + dy - static_cast<std::ptrdiff_t>(o_.pad);
+                        const std::ptrdiff_t sx =
+                            static_cast<std::ptrdiff_t>(ox) + dx - static_cast<std::ptrdiff_t>(o_.pad);
                         const bool inside = sy >= 0 && sx >= 0 && sy < static_cast<std::ptrdiff_t>(d_->height) &&
                                             sx < static_cast<std::ptrdiff_t>(d_->width);
-                        const float pix = inside ? plane[static_cast<std::size_t>(sy) * d_->width + static_cast<std::size_t>(sx)] : 0.f;
+                        const float pix =
+                            inside ? plane[static_cast<std::size_t>(sy) * d_->width + static_cast<std::size_t>(sx)]
+                                   : 0.f;
                         out[y * W + xx] = (pix / 255.f - m) * s;
                     }
             }

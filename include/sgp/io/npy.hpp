@@ -87,7 +87,8 @@ inline std::string npy_encode(const npy_array& a) {
 }
 
 inline npy_array npy_decode(std::string_view b, const std::string& where) {
-    if (b.size() < 10 || b.substr(0, 6) != std::string_view("\x93NUMPY", 6)) fail(where, "not a .npy array (bad magic)");
+    if (b.size() < 10 || b.substr(0, 6) != std::string_view("\x93NUMPY", 6))
+        fail(where, "not a .npy array (bad magic)");
     const unsigned major = static_cast<unsigned char>(b[6]);
     std::size_t hlen = 0, off = 0;
     if (major == 1) {
@@ -118,7 +119,8 @@ inline npy_array npy_decode(std::string_view b, const std::string& where) {
         const auto e = v.find('\'', 1);
         if (e == std::string::npos) fail(where, "malformed dtype in the .npy header");
         a.dtype = v.substr(1, e - 1);
-        if (a.dtype.size() < 3 || (a.dtype[0] != '<' && a.dtype[0] != '|')) fail(where, "dtype " + a.dtype + " is not little-endian");
+        if (a.dtype.size() < 3 || (a.dtype[0] != '<' && a.dtype[0] != '|'))
+            fail(where, "dtype " + a.dtype + " is not little-endian");
     }
     if (value_of("fortran_order").rfind("False", 0) != 0) fail(where, "Fortran-ordered arrays are not supported");
     {

@@ -50,16 +50,17 @@ inline std::string npz_encode(const npz_archive& a, const std::string& where) {
     std::string out, central;
     for (const auto& [key, arr] : a) {
         const std::string name = key + ".npy", body = npy_encode(arr);
-        if (body.size() >= 0xffffffffULL || out.size() >= 0xffffffffULL) fail(where, "archive larger than 4 GiB is not supported");
+        if (body.size() >= 0xffffffffULL || out.size() >= 0xffffffffULL)
+            fail(where, "archive larger than 4 GiB is not supported");
         const std::uint32_t c = crc(body), offset = static_cast<std::uint32_t>(out.size());
         auto header = [&](std::string& s, bool central_entry) {
             put32(s, central_entry ? 0x02014b50 : 0x04034b50);
             if (central_entry) put16(s, 20);
-            put16(s, 20);   // version needed
-            put16(s, 0);    // flags
-            put16(s, 0);    // stored
-            put16(s, 0);    // time
-            put16(s, 0x21); // date 1980-01-01
+            put16(s, 20);    // version needed
+            put16(s, 0);     // flags
+            put16(s, 0);     // stored
+            put16(s, 0);     // time
+            put16(s, 0x21);  // date 1980-01-01
             put32(s, c);
             put32(s, static_cast<std::uint32_t>(body.size()));
             put32(s, static_cast<std::uint32_t>(body.size()));
@@ -91,7 +92,9 @@ inline std::string npz_encode(const npz_archive& a, const std::string& where) {
     return out;
 }
 
-inline void save_npz(const std::string& path, const npz_archive& a) { write_file_atomic(path, npz_encode(a, path)); }
+inline void save_npz(const std::string& path, const npz_archive& a) {
+    write_file_atomic(path, npz_encode(a, path));
+}
 
 inline npz_archive npz_decode(std::string_view b, const std::string& path) {
     using namespace zip_detail;
@@ -165,10 +168,12 @@ inline npz_archive npz_decode(std::string_view b, const std::string& path) {
             inflateEnd(&zs);
             if (rc != Z_STREAM_END || zs.total_out != usize) fail(path, "corrupt compressed entry '" + name + "'");
         } else {
-            fail(path, "entry '" + name + "' uses zip method " + std::to_string(method) + " (only stored and deflate are supported)");
+            fail(path, "entry '" + name + "' uses zip method " + std::to_string(method) +
+                           " (only stored and deflate are supported)");
         }
         if (crc(body) != c) fail(path, "corrupt entry '" + name + "' (CRC mismatch)");
-        if (name.size() < 4 || name.substr(name.size() - 4) != ".npy") fail(path, "entry '" + name + "' is not a .npy array");
+        if (name.size() < 4 || name.substr(name.size() - 4) != ".npy")
+            fail(path, "entry '" + name + "' is not a .npy array");
         const std::string key = name.substr(0, name.size() - 4);
         out[key] = npy_decode(body, path + ":" + key);
     }

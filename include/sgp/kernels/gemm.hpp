@@ -17,8 +17,8 @@ namespace sgp::kernels {
 namespace gemm_detail {
 
 using simd::vec;
-inline constexpr std::size_t NV = 2;                       // vectors per tile row
-inline constexpr std::size_t NR = NV * simd::width;          // tile columns
+inline constexpr std::size_t NV = 2;                                                    // vectors per tile row
+inline constexpr std::size_t NR = NV * simd::width;                                     // tile columns
 inline constexpr std::size_t MR = simd::width >= 16 ? 12 : (simd::width >= 4 ? 6 : 4);  // tile rows
 inline constexpr std::size_t KC = 256;
 inline constexpr std::size_t MC = MR * 16;
@@ -109,12 +109,13 @@ inline void micro_kernel(std::size_t kc, const float* a, const float* b, float* 
     for (std::size_t i = 0; i < MR; ++i)
         for (std::size_t j = 0; j < NV; ++j) acc[i][j].store_aligned(tile + i * NR + j * simd::width);
     for (std::size_t i = 0; i < mr; ++i)
-        for (std::size_t j = 0; j < nr; ++j) c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+        for (std::size_t j = 0; j < nr; ++j)
+            c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
 }
 
 // The blocked loops over rows [m0, m1) and columns [n0, n1) of C, on this thread.
-inline void gemm_range(const matrix& a, const matrix& b, std::size_t m0, std::size_t m1, std::size_t n0,
-                       std::size_t n1, std::size_t K, float* C, std::size_t ldc, bool accumulate) {
+inline void gemm_range(const matrix& a, const matrix& b, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
+                       std::size_t K, float* C, std::size_t ldc, bool accumulate) {
     thread_local aligned_buffer<float> apack, bpack;
     apack.reserve(MC * KC);
     bpack.reserve(KC * NC);
@@ -153,14 +154,17 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::
     const matrix a{A, lda, trans_a}, b{B, ldb, trans_b};
     // Split the larger side of C between threads, in whole register tiles.
     if (N >= M)
-        parallel_for(pool, N, NR, [&](std::size_t n0, std::size_t n1) { gemm_range(a, b, 0, M, n0, n1, K, C, ldc, accumulate); });
+        parallel_for(pool, N, NR,
+                     [&](std::size_t n0, std::size_t n1) { gemm_range(a, b, 0, M, n0, n1, K, C, ldc, accumulate); });
     else
-        parallel_for(pool, M, MR, [&](std::size_t m0, std::size_t m1) { gemm_range(a, b, m0, m1, 0, N, K, C, ldc, accumulate); });
+        parallel_for(pool, M, MR,
+                     [&](std::size_t m0, std::size_t m1) { gemm_range(a, b, m0, m1, 0, N, K, C, ldc, accumulate); });
 }
 
 // The plain triple loop, for tests: the same contract as gemm().
 inline void gemm_reference(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, const float* A,
-                           std::size_t lda, const float* B, std::size_t ldb, float* C, std::size_t ldc, bool accumulate) {
+                           std::size_t lda, const float* B, std::size_t ldb, float* C, std::size_t ldc,
+                           bool accumulate) {
     const gemm_detail::matrix a{A, lda, trans_a}, b{B, ldb, trans_b};
     for (std::size_t i = 0; i < M; ++i)
         for (std::size_t j = 0; j < N; ++j) {

@@ -11,9 +11,9 @@
 namespace sgp::kernels {
 
 struct conv_geometry {
-    std::size_t n, c, h, w;    // batch, active input channels, input map
+    std::size_t n, c, h, w;  // batch, active input channels, input map
     std::size_t k, stride, pad;
-    std::size_t oh, ow;        // output map
+    std::size_t oh, ow;  // output map
     std::size_t rows() const { return c * k * k; }
     std::size_t cols() const { return n * oh * ow; }
     // A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself.
@@ -29,14 +29,16 @@ inline void im2col(const conv_geometry& g, const float* x, float* col, thread_po
             for (std::size_t n = 0; n < g.n; ++n) {
                 const float* src = x + (c * g.n + n) * plane;
                 for (std::size_t oy = 0; oy < g.oh; ++oy, out += g.ow) {
-                    const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
+                    const std::ptrdiff_t iy =
+                        static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
                     if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) {
                         std::fill_n(out, g.ow, 0.f);
                         continue;
                     }
                     const float* row = src + static_cast<std::size_t>(iy) * g.w;
                     for (std::size_t ox = 0; ox < g.ow; ++ox) {
-                        const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx) - static_cast<std::ptrdiff_t>(g.pad);
+                        const std::ptrdiff_t ix =
+                            static_cast<std::ptrdiff_t>(ox * g.stride + kx) - static_cast<std::ptrdiff_t>(g.pad);
                         out[ox] = (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.w)) ? 0.f : row[ix];
                     }
                 }
@@ -58,11 +60,13 @@ inline void col2im(const conv_geometry& g, const float* col, float* dx, thread_p
                     for (std::size_t n = 0; n < g.n; ++n) {
                         float* dst = dx + (c * g.n + n) * plane;
                         for (std::size_t oy = 0; oy < g.oh; ++oy, in += g.ow) {
-                            const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
+                            const std::ptrdiff_t iy =
+                                static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
                             if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) continue;
                             float* row = dst + static_cast<std::size_t>(iy) * g.w;
                             for (std::size_t ox = 0; ox < g.ow; ++ox) {
-                                const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx) - static_cast<std::ptrdiff_t>(g.pad);
+                                const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx) -
+                                                          static_cast<std::ptrdiff_t>(g.pad);
                                 if (ix >= 0 && ix < static_cast<std::ptrdiff_t>(g.w)) row[ix] += in[ox];
                             }
                         }

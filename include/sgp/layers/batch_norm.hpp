@@ -29,7 +29,13 @@ struct batch_norm_t {
         static constexpr std::size_t workspace(std::size_t) { return 0; }
 
         bind()
-            : gamma_(In.c), dgamma_(In.c), beta_(In.c), dbeta_(In.c), rmean_(In.c), rvar_(In.c), mean_(In.c),
+            : gamma_(In.c),
+              dgamma_(In.c),
+              beta_(In.c),
+              dbeta_(In.c),
+              rmean_(In.c),
+              rvar_(In.c),
+              mean_(In.c),
               invstd_(In.c) {
             rvar_.fill(1.f);
         }
@@ -50,7 +56,8 @@ struct batch_norm_t {
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
             const std::size_t len = n * In.plane();
             if (cx.training) {
-                if (len < 2) fail("batch_norm", "training needs more than one value per channel (batch size 1 on a 1x1 map)");
+                if (len < 2)
+                    fail("batch_norm", "training needs more than one value per channel (batch size 1 on a 1x1 map)");
                 ++batches_;
             }
             parallel_for(cx.pool, c_, 1, [&](std::size_t c0, std::size_t c1) {

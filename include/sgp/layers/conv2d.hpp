@@ -21,7 +21,8 @@ struct conv2d {
 
     template <shape In>
     class bind {
-        static_assert(!In.flat, "conv2d: its input is a flat feature vector (after flatten); convolutions need a C x H x W map");
+        static_assert(!In.flat,
+                      "conv2d: its input is a flat feature vector (after flatten); convolutions need a C x H x W map");
         static_assert(In.h + 2 * P >= K && In.w + 2 * P >= K,
                       "conv2d: the kernel is larger than the (padded) feature map it slides over");
 
@@ -78,8 +79,8 @@ struct conv2d {
                 col = cx.scratch->data();
             }
             // dW[O][CKK] = dY[O][NHW] * col^T
-            kernels::gemm(false, true, cout_, g.rows(), g.cols(), dy, g.cols(), col, g.cols(), dweight_.data(), g.rows(),
-                          false, cx.pool);
+            kernels::gemm(false, true, cout_, g.rows(), g.cols(), dy, g.cols(), col, g.cols(), dweight_.data(),
+                          g.rows(), false, cx.pool);
             if constexpr (Bias) {
                 for (std::size_t o = 0; o < cout_; ++o) {
                     double s = 0;
@@ -90,15 +91,17 @@ struct conv2d {
             if (!dx) return;
             // dcol[CKK][NHW] = W^T * dY
             float* dcol = g.identity() ? dx : cx.scratch2->data();
-            kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dcol, g.cols(),
-                          false, cx.pool);
+            kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dcol,
+                          g.cols(), false, cx.pool);
             if (!g.identity()) kernels::col2im(g, dcol, dx, cx.pool);
         }
 
         template <class F>
         void for_each_tensor(F&& f) {
-            f(tensor_ref{"weight", weight_.data(), dweight_.data(), {cout_, cin_, K, K}, tensor_role::parameter, nullptr});
-            if constexpr (Bias) f(tensor_ref{"bias", bias_.data(), dbias_.data(), {cout_}, tensor_role::parameter, nullptr});
+            f(tensor_ref{
+                "weight", weight_.data(), dweight_.data(), {cout_, cin_, K, K}, tensor_role::parameter, nullptr});
+            if constexpr (Bias)
+                f(tensor_ref{"bias", bias_.data(), dbias_.data(), {cout_}, tensor_role::parameter, nullptr});
         }
 
         float* weight() { return weight_.data(); }

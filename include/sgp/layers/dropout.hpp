@@ -32,31 +32,24 @@ struct dropout {
             return static_cast<float>(h >> 40) * 0x1.0p-24f >= P;
         }
 
-        void forward(run_context& cx, const float* x, float* y, std::size_t n) {
-            const std::size_t len = c_ * n * In.plane();
-            if (!cx.training || P == 0.f) {
-                std::copy(x, x + len, y);
-                return;
-            }
-            constexpr float scale = 1.f / (1.f - P);
-            parallel_for(cx.pool, len, 4096, [&](std::size_t b, std::size_t e) {
-                for (std::size_t i = b; i < e; ++i) y[i] = keep(cx, i) ? x[i] * scale : 0.f;
-            });
-        }
+        void forward(run_context& cx, const float* x, float* y, std::size_t n) { apply(cx, x, y, n); }
+        // The same mask scales the gradient.
         void backward(run_context& cx, const float*, const float*, const float* dy, float* dx, std::size_t n) {
-            if (!dx) return;
-            const std::size_t len = c_ * n * In.plane();
-            if (!cx.training || P == 0.f) {
-                std::copy(dy, dy + len, dx);
-                return;
-            }
-            constexpr float scale = 1.f / (1.f - P);
-            parallel_for(cx.pool, len, 4096, [&](std::size_t b, std::size_t e) {
-                for (std::size_t i = b; i < e; ++i) dx[i] = keep(cx, i) ? dy[i] * scale : 0.f;
-            });
+            if (dx) apply(cx, dy, dx, n);
         }
 
     private:
+        void apply(const run_context& cx, const float* in, float* out, std::size_t n) const {
+            const std::size_t len = c_ * n * In.plane();
+            if (!cx.training || P == 0.f) {
+                std::copy(in, in + len, out);
+                return;
+            }
+            constexpr float scale = 1.f / (1.f - P);
+            parallel_for(cx.pool, len, 4096, [&](std::size_t b, std::size_t e) {
+                for (std::size_t i = b; i < e; ++i) out[i] = keep(cx, i) ? in[i] * scale : 0.f;
+            });
+        }
         std::size_t c_ = In.c;
     };
 };

@@ -61,7 +61,8 @@ struct linear {
         template <class F>
         void for_each_tensor(F&& f) {
             f(tensor_ref{"weight", weight_.data(), dweight_.data(), {out_, in_}, tensor_role::parameter, nullptr});
-            if constexpr (Bias) f(tensor_ref{"bias", bias_.data(), dbias_.data(), {out_}, tensor_role::parameter, nullptr});
+            if constexpr (Bias)
+                f(tensor_ref{"bias", bias_.data(), dbias_.data(), {out_}, tensor_role::parameter, nullptr});
         }
 
         float* weight() { return weight_.data(); }

@@ -41,7 +41,8 @@ public:
             std::fill(dx + p0 * In.plane(), dx + p1 * In.plane(), 0.f);
             for (std::size_t p = p0; p < p1; ++p) {
                 if constexpr (Max)
-                    kernels::max_pool_plane_backward(geo, x + p * In.plane(), dy + p * out_shape.plane(), dx + p * In.plane());
+                    kernels::max_pool_plane_backward(geo, x + p * In.plane(), dy + p * out_shape.plane(),
+                                                     dx + p * In.plane());
                 else
                     kernels::avg_pool_plane_backward(geo, dy + p * out_shape.plane(), dx + p * In.plane());
             }

@@ -59,8 +59,9 @@ using make_sequential = typename detail::to_sequential<In, typename detail::conc
 // VGG13-BN as in Network Slimming (Liu et al. 2017): five conv stages, then a single linear
 // classifier. At 1x32x32 and 10 classes: 9,411,914 parameters, 227,087,360 multiply-adds.
 template <class In = input<1, 32, 32>, std::size_t Classes = 10>
-using vgg13bn = make_sequential<In, vgg_features<layers::batch_norm, 64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M>,
-                                type_list<layers::flatten, layers::linear<Classes>>>;
+using vgg13bn =
+    make_sequential<In, vgg_features<layers::batch_norm, 64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M>,
+                    type_list<layers::flatten, layers::linear<Classes>>>;
 
 // The source work's VGG13BN: the same features (BN gamma initialised to 0.5) and a
 // classifier of 1x1 convolutions 512 -> 4096 -> 4096 -> classes with BN, ReLU and dropout.
@@ -73,7 +74,8 @@ using vgg13bn_source = make_sequential<
 
 // VGG13-BN at a quarter of the width: the demo size, trained in minutes on two cores.
 template <class In = input<1, 32, 32>, std::size_t Classes = 10>
-using vgg13bn_quarter = make_sequential<In, vgg_features<layers::batch_norm, 16, 16, M, 32, 32, M, 64, 64, M, 128, 128, M, 128, 128, M>,
-                                        type_list<layers::flatten, layers::linear<Classes>>>;
+using vgg13bn_quarter =
+    make_sequential<In, vgg_features<layers::batch_norm, 16, 16, M, 32, 32, M, 64, 64, M, 128, 128, M, 128, 128, M>,
+                    type_list<layers::flatten, layers::linear<Classes>>>;
 
 }  // namespace sgp::models

@@ -16,9 +16,7 @@ struct constant {
 struct step {
     int step_size = 30;
     float gamma = 0.1f;
-    float operator()(double epoch, float base) const {
-        return base * std::pow(gamma, std::floor(epoch / step_size));
-    }
+    float operator()(double epoch, float base) const { return base * std::pow(gamma, std::floor(epoch / step_size)); }
 };
 
 // eta_min + (base - eta_min) * (1 + cos(pi * epoch / t_max)) / 2

@@ -30,8 +30,9 @@ struct fit_options {
     std::size_t epochs = 1;  // train until this many epochs are done in total (resume-aware)
     float sparsity = 0.f;    // lambda of the L1 penalty on BatchNorm gammas (0: off)
     lr_schedule schedule = schedules::constant{};
-    std::string checkpoint;  // written atomically after every epoch when not empty
+    std::string checkpoint{};        // written atomically after every epoch when not empty
     std::ostream* log = &std::cerr;  // one progress line per epoch; null for silence
+    double progress_seconds = 60;    // within a long epoch, a progress line this often (0: never)
 };
 
 struct evaluation {
@@ -109,12 +110,26 @@ public:
             std::size_t correct = 0, seen = 0, b = 0;
             const double nb = static_cast<double>(train.batches());
             float lr = 0;
+            auto last_line = t0;
             for (std::size_t n; (n = train.next(net_.input_buffer(), labels.data())) > 0; ++b) {
                 lr = learning_rate(f.schedule, static_cast<double>(epoch_) + static_cast<double>(b) / nb, opt_.lr);
                 const auto r = train_step(labels.data(), n, lr, f.sparsity);
                 loss += r.loss * static_cast<double>(n);
                 correct += r.correct;
                 seen += n;
+                const auto now = std::chrono::steady_clock::now();
+                if (f.log && f.progress_seconds > 0 &&
+                    std::chrono::duration<double>(now - last_line).count() >= f.progress_seconds) {
+                    last_line = now;
+                    const double sec = std::chrono::duration<double>(now - t0).count();
+                    char line[160];
+                    std::snprintf(
+                        line, sizeof line, "  epoch %zu: %zu/%zu images  loss %.4f  %.0f img/s  epoch left %s\n",
+                        epoch_ + 1, seen, train.size(), loss / static_cast<double>(seen),
+                        static_cast<double>(seen) / sec,
+                        duration(sec / static_cast<double>(seen) * static_cast<double>(train.size() - seen)).c_str());
+                    *f.log << line << std::flush;
+                }
             }
             ++epoch_;
             epoch_report rep;
@@ -128,9 +143,11 @@ public:
             if (!f.checkpoint.empty()) save_checkpoint(f.checkpoint);
             if (f.log) {
                 const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                const double left = elapsed / static_cast<double>(epoch_ - first) * static_cast<double>(f.epochs - epoch_);
+                const double left =
+                    elapsed / static_cast<double>(epoch_ - first) * static_cast<double>(f.epochs - epoch_);
                 char line[256];
-                std::snprintf(line, sizeof line, "epoch %zu/%zu  lr %.4g  loss %.4f  train %.2f %%%s  %.0f img/s  %.0f s  left %s\n",
+                std::snprintf(line, sizeof line,
+                              "epoch %zu/%zu  lr %.4g  loss %.4f  train %.2f %%%s  %.0f img/s  %.0f s  left %s\n",
                               epoch_, f.epochs, static_cast<double>(lr), rep.loss, 100 * rep.train_accuracy,
                               test ? ("  test " + fixed2(100 * rep.test_accuracy) + " %").c_str() : "",
                               rep.images_per_second, rep.seconds, duration(left).c_str());
@@ -149,7 +166,8 @@ public:
         double loss = 0;
         std::size_t correct = 0;
         for (std::size_t n; (n = data.next(net_.input_buffer(), labels.data())) > 0;) {
-            const auto r = softmax_cross_entropy(net_.forward(n, context(false)), labels.data(), net_.widths().back(), n, nullptr);
+            const auto r =
+                softmax_cross_entropy(net_.forward(n, context(false)), labels.data(), net_.widths().back(), n, nullptr);
             loss += r.loss * static_cast<double>(n);
             correct += r.correct;
             e.images += n;

@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""PyTorch's training throughput for the same networks as bench_train_throughput, eager
+mode, random data, median of repeats. Debian's python3-torch: /usr/bin/python3."""
+import argparse
+import json
+import time
+
+import torch
+from torch import nn
+
+
+def vgg(widths, classes=10, source_classifier=False):
+    layers, c = [], 1
+    for w in widths:
+        if w == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+            c = w
+    if source_classifier:
+        layers += [nn.Conv2d(c, 4096, 1), nn.BatchNorm2d(4096), nn.ReLU(), nn.Dropout(),
+                   nn.Conv2d(4096, 4096, 1), nn.BatchNorm2d(4096), nn.ReLU(), nn.Dropout(),
+                   nn.Conv2d(4096, classes, 1), nn.Flatten()]
+    else:
+        layers += [nn.Flatten(), nn.Linear(c, classes)]
+    return nn.Sequential(*layers)
+
+
+FULL = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+QUARTER = [16, 16, "M", 32, 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M"]
+MODELS = {"vgg13bn": lambda: vgg(FULL), "vgg13bn-source": lambda: vgg(FULL, source_classifier=True),
+          "demo": lambda: vgg(QUARTER)}
+
+p = argparse.ArgumentParser()
+p.add_argument("--model", default="vgg13bn", choices=MODELS)
+p.add_argument("--batch", type=int, default=64)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--steps", type=int, default=5)
+p.add_argument("--repeats", type=int, default=5)
+p.add_argument("--json")
+a = p.parse_args()
+
+torch.set_num_threads(a.threads)
+torch.manual_seed(1)
+net = MODELS[a.model]()
+opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+x = torch.randn(a.batch, 1, 32, 32)
+y = torch.randint(0, 10, (a.batch,))
+
+
+def step():
+    opt.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+
+
+step()
+rates = []
+for _ in range(a.repeats):
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    rates.append(a.steps * a.batch / (time.perf_counter() - t0))
+rates.sort()
+median = rates[len(rates) // 2]
+print(f"PyTorch {torch.__version__} {a.model} training, batch {a.batch}, {a.threads} threads: {median:.1f} images/s "
+      f"(median of {len(rates)}; min {rates[0]:.1f}, max {rates[-1]:.1f})")
+if a.json:
+    with open(a.json, "w") as f:
+        json.dump({"framework": "pytorch " + torch.__version__, "model": a.model, "batch": a.batch,
+                   "threads": a.threads, "images_per_second_median": median, "images_per_second_min": rates[0],
+                   "images_per_second_max": rates[-1], "repeats": len(rates)}, f)
