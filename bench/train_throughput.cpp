@@ -1,12 +1,11 @@
 // Training throughput (forward, backward, SGD step) of a VGG on random data, median of
 // several repeats. Usage: bench_train_throughput [--model vgg13bn|vgg13bn-source|demo]
 //   [--batch 64] [--threads 2] [--steps 5] [--repeats 5] [--json FILE]
-#include <sgp/sgp.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <sgp/sgp.hpp>
 #include <string>
 #include <vector>
 
@@ -68,13 +67,20 @@ int main(int argc, char** argv) {
         options o;
         for (int i = 1; i + 1 < argc; i += 2) {
             const std::string k = argv[i], v = argv[i + 1];
-            if (k == "--model") o.model = v;
-            else if (k == "--batch") o.batch = std::stoul(v);
-            else if (k == "--threads") o.threads = std::stoul(v);
-            else if (k == "--steps") o.steps = std::stoul(v);
-            else if (k == "--repeats") o.repeats = std::stoul(v);
-            else if (k == "--json") o.json = v;
-            else throw sgp::error("unknown option " + k);
+            if (k == "--model")
+                o.model = v;
+            else if (k == "--batch")
+                o.batch = std::stoul(v);
+            else if (k == "--threads")
+                o.threads = std::stoul(v);
+            else if (k == "--steps")
+                o.steps = std::stoul(v);
+            else if (k == "--repeats")
+                o.repeats = std::stoul(v);
+            else if (k == "--json")
+                o.json = v;
+            else
+                throw sgp::error("unknown option " + k);
         }
         if (o.model == "vgg13bn") return run<sgp::models::vgg13bn<>>(o);
         if (o.model == "vgg13bn-source") return run<sgp::models::vgg13bn_source<>>(o);

@@ -4,12 +4,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <iostream>
-#include <map>
 #include <sgp/sgp.hpp>
 #include <string>
 #include <thread>
+
+#include "example_cli.hpp"
 
 namespace {
 
@@ -42,53 +42,23 @@ const char* usage =
 
 options parse(int argc, char** argv) {
     options o;
-    auto number = [](const std::string& flag, const std::string& v) {
-        try {
-            std::size_t used = 0;
-            const double d = std::stod(v, &used);
-            if (used == v.size() && d >= 0) return d;
-        } catch (const std::exception&) {
-        }
-        throw sgp::error(flag + ": '" + v + "' is not a non-negative number");
-    };
-    using setter = std::function<void(const std::string& flag, const std::string& value)>;
-    auto size = [&](std::size_t& f) {
-        return setter([&, p = &f](auto& k, auto& v) { *p = static_cast<std::size_t>(number(k, v)); });
-    };
-    auto real = [&](float& f) {
-        return setter([&, p = &f](auto& k, auto& v) { *p = static_cast<float>(number(k, v)); });
-    };
-    auto text = [](std::string& f) { return setter([p = &f](auto&, auto& v) { *p = v; }); };
-    const std::map<std::string, setter> with_value{
-        {"--model", text(o.model)},
-        {"--epochs", size(o.epochs)},
-        {"--batch", size(o.batch)},
-        {"--lr", real(o.lr)},
-        {"--weight-decay", real(o.weight_decay)},
-        {"--schedule", text(o.schedule)},
-        {"--sparsity", real(o.sparsity)},
-        {"--threads", size(o.threads)},
-        {"--seed", [&](auto& k, auto& v) { o.seed = static_cast<std::uint64_t>(number(k, v)); }},
-        {"--data", text(o.data)},
-        {"--limit", size(o.limit)},
-        {"--test-limit", size(o.test_limit)},
-        {"--checkpoint", text(o.checkpoint)},
-        {"--json", text(o.json)}};
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            std::cout << usage;
-            std::exit(0);
-        }
-        if (a == "--augment") {
-            o.augment = true;
-            continue;
-        }
-        const auto it = with_value.find(a);
-        if (it == with_value.end()) throw sgp::error("unknown option '" + a + "' (see --help)");
-        if (i + 1 >= argc) throw sgp::error(a + ": missing value (see --help)");
-        it->second(a, argv[++i]);
-    }
+    example::flags f(usage);
+    f.text("--model", o.model);
+    f.size("--epochs", o.epochs);
+    f.size("--batch", o.batch);
+    f.real("--lr", o.lr);
+    f.real("--weight-decay", o.weight_decay);
+    f.text("--schedule", o.schedule);
+    f.toggle("--augment", o.augment);
+    f.real("--sparsity", o.sparsity);
+    f.size("--threads", o.threads);
+    f.u64("--seed", o.seed);
+    f.text("--data", o.data);
+    f.size("--limit", o.limit);
+    f.size("--test-limit", o.test_limit);
+    f.text("--checkpoint", o.checkpoint);
+    f.text("--json", o.json);
+    f.parse(argc, argv);
     if (o.batch < 2) throw sgp::error("--batch: batch norm needs at least 2 images per batch");
     if (o.epochs == 0) o.epochs = o.model == "demo" ? 3 : 1;
     return o;
@@ -107,23 +77,13 @@ int run(const options& o) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto train_set = sgp::load_fashion_mnist(o.data, true).head(o.limit);
     const auto test_set = sgp::load_fashion_mnist(o.data, false).head(o.test_limit);
-    sgp::loader_options lo;
-    lo.batch = o.batch;
-    lo.seed = o.seed;
-    lo.pad = (Net::input_shape.h - train_set.height) / 2;
-    lo.mean = {0.2860f};
-    lo.std = {0.3530f};
+    auto lo = example::fashion_mnist_options(o.batch, o.seed, Net::input_shape.h);
     if (o.augment) {
         lo.crop_padding = 4;
         lo.flip = true;
     }
     sgp::batch_loader train(train_set, lo);
-    sgp::loader_options to = lo;
-    to.shuffle = false;
-    to.crop_padding = 0;
-    to.flip = false;
-    to.batch = 256;
-    sgp::batch_loader test(test_set, to);
+    sgp::batch_loader test(test_set, example::for_evaluation(lo));
 
     sgp::trainer<Net> t{sgp::sgd{.lr = o.lr, .momentum = 0.9f, .weight_decay = o.weight_decay, .nesterov = true},
                         {.threads = o.threads, .seed = o.seed}};
@@ -185,14 +145,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
+    return example::guarded([&] {
         const options o = parse(argc, argv);
-        if (o.model == "demo") return run<sgp::models::vgg13bn_quarter<>>(o);
-        if (o.model == "vgg13bn") return run<sgp::models::vgg13bn<>>(o);
-        if (o.model == "vgg13bn-source") return run<sgp::models::vgg13bn_source<>>(o);
-        throw sgp::error("--model: unknown model '" + o.model + "' (demo, vgg13bn, vgg13bn-source)");
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
+        return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
+    });
 }

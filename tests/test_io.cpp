@@ -170,3 +170,19 @@ TEST_CASE("json writer produces valid nesting and escapes") {
     j.key("o").begin_object().field("x", std::size_t{2}).end_object().end_object();
     CHECK(j.str() == "{\"a\": 1, \"s\": \"q\\\"\\u000a\", \"l\": [1.5, true], \"o\": {\"x\": 2}}");
 }
+
+TEST_CASE("json reader parses what the writer writes, and refuses malformed text") {
+    sgp::json_writer j;
+    j.begin_object().field("n", 2.5).field("s", "a\"b").field("t", true);
+    j.key("l").begin_array().value(1).value(2).end_array().end_object();
+    const auto v = sgp::parse_json(j.str(), "mem");
+    CHECK(v.at("n", "mem").number("n") == 2.5);
+    CHECK(v.at("s", "mem").text("s") == "a\"b");
+    CHECK(v.at("t", "mem").b);
+    CHECK(v.at("l", "mem").array("l").size() == 2);
+    CHECK(sgp::parse_json(sgp::dump(v), "again").at("l", "x").items[1].index("i") == 2);
+    for (const char* bad : {"", "{", "[1,", "{\"a\" 1}", "tru", "\"open", "[1] x", "{\"a\": 1e}"})
+        CHECK_THROWS_WITH_AS(sgp::parse_json(bad, "bad.json"), doctest::Contains("bad.json: invalid JSON"), sgp::error);
+    CHECK_THROWS_WITH_AS(v.at("missing", "f.json"), doctest::Contains("f.json: missing 'missing'"), sgp::error);
+    CHECK_THROWS_WITH_AS(v.at("n", "f").index("f: n"), doctest::Contains("non-negative integer"), sgp::error);
+}

@@ -35,6 +35,11 @@ static_assert(odd::shapes[6] == shape{4, 1, 1, true});
 static_assert(odd::parameter_count == 8 * 3 * 9 + 8 + 4 * 8 + 5 * 4);
 static_assert(odd::macs == 8 * 42 * 27 + 4 * 6 * 8 + 5 * 4);
 
+// The width-based cost model agrees with the layers' own figures at the declared widths.
+static_assert(sgp::cost_at<vgg>(sgp::declared_widths<vgg>()).parameters == vgg::parameter_count);
+static_assert(sgp::cost_at<src>(sgp::declared_widths<src>()).macs == src::macs);
+static_assert(sgp::cost_at<odd>(sgp::declared_widths<odd>()).parameters == odd::parameter_count);
+
 TEST_CASE("compile-time figures are also visible at run time") {
     CHECK(vgg::parameter_count == 9'411'914);
     CHECK(vgg::macs == 227'087'360);

@@ -24,6 +24,7 @@
 #include "sgp/layers/max_pool.hpp"
 #include "sgp/layers/relu.hpp"
 #include "sgp/models/vgg.hpp"
+#include "sgp/prune/all.hpp"
 #include "sgp/train/loss.hpp"
 #include "sgp/train/schedule.hpp"
 #include "sgp/train/sgd.hpp"

@@ -9,12 +9,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "sgp/core/aligned_buffer.hpp"
+#include "sgp/core/cost.hpp"
 #include "sgp/core/error.hpp"
 #include "sgp/core/rng.hpp"
 #include "sgp/core/shape.hpp"
@@ -86,6 +88,9 @@ public:
     static constexpr std::size_t parameter_count =
         over_layers([]<class... L>() { return (std::size_t{0} + ... + L::parameter_count); });
     static constexpr std::size_t macs = over_layers([]<class... L>() { return (std::size_t{0} + ... + L::macs); });
+    // Each layer's kind ("conv2d", "batch_norm", ...), for reports and for pruning's channel groups.
+    static constexpr std::array<std::string_view, layer_count> kinds =
+        over_layers([]<class... L>() { return std::array<std::string_view, layer_count>{L::kind...}; });
 
     explicit sequential(std::uint64_t seed = 1) { init(seed); }
 
@@ -151,7 +156,7 @@ public:
         return w;
     }
 
-    // Parameters and multiply-adds per image at the current active widths.
+    // Parameters (counted over the tensors) and multiply-adds per image at the current active widths.
     std::size_t active_parameter_count() {
         std::size_t n = 0;
         for_each_tensor([&](const std::string&, const tensor_ref& t) {
@@ -159,15 +164,7 @@ public:
         });
         return n;
     }
-    std::size_t active_macs() {
-        std::size_t n = 0;
-        const auto w = widths();
-        for_each_layer([&](std::size_t i, auto& l) {
-            using L = std::remove_cvref_t<decltype(l)>;
-            if constexpr (L::macs > 0) n += L::macs / (shapes[i].c * L::out_shape.c) * w[i] * w[i + 1];
-        });
-        return n;
-    }
+    std::size_t active_macs() const { return cost_at<sequential>(widths()).macs; }
 
     // Sizes every buffer for batches of up to `batch` images. Nothing is allocated by
     // forward/backward for batches no larger than this.

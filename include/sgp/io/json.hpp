@@ -55,6 +55,12 @@ public:
         return *this;
     }
     json_writer& value(const char* v) { return value(std::string_view(v)); }
+    // Inserts already-formatted JSON (e.g. a stored report).
+    json_writer& value_raw(std::string_view json) {
+        comma();
+        s_ += json;
+        return *this;
+    }
     template <class T>
     json_writer& field(std::string_view k, const T& v) {
         key(k);

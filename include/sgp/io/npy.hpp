@@ -37,6 +37,26 @@ struct npy_array {
         return a;
     }
 
+    static npy_array from_indices(const std::vector<std::size_t>& v) {
+        npy_array a{"<i8", {v.size()}, {}};
+        for (auto x : v) {
+            const auto i = static_cast<std::int64_t>(x);
+            a.data.append(reinterpret_cast<const char*>(&i), sizeof i);
+        }
+        return a;
+    }
+    std::vector<std::size_t> to_indices(const std::string& where) const {
+        if (dtype != "<i8" || shape.size() != 1) fail(where, "expected a 1-d int64 array");
+        std::vector<std::size_t> out(count());
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            std::int64_t v;
+            std::memcpy(&v, data.data() + i * sizeof v, sizeof v);
+            if (v < 0) fail(where, "negative index " + std::to_string(v));
+            out[i] = static_cast<std::size_t>(v);
+        }
+        return out;
+    }
+
     // The values as float32 (float32 and float64 arrays), or an error naming `where`.
     std::vector<float> to_floats(const std::string& where) const {
         std::vector<float> out(count());

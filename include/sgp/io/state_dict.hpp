@@ -3,11 +3,15 @@
 // per tensor, keyed "<prefix><layer index>.<name>" exactly as an nn.Sequential built from
 // the same layer list names them, so weights move between sgp and PyTorch both ways
 // (numpy.load -> torch.from_numpy -> load_state_dict, and back with numpy.savez).
+// A pruned network also stores, per narrowed channel group, "prune.<layer>.keep": the
+// declared channels it keeps. Loading re-applies them before the weights, so a pruned
+// checkpoint describes itself (PyTorch users skip keys that do not start with a digit).
 #include <set>
 #include <string>
 
 #include "sgp/core/error.hpp"
 #include "sgp/io/npz.hpp"
+#include "sgp/prune/plan.hpp"
 
 namespace sgp {
 
@@ -18,6 +22,9 @@ void add_state_dict(Net& net, npz_archive& a, const std::string& prefix = "") {
             a[key] = t.counter ? npy_array::from_int64(*t.counter) : npy_array::from_floats(t.value, t.dims);
         },
         prefix);
+    for (const auto& l : prune::current_plan(net).layers)
+        if (l.keep.size() != l.capacity)
+            a[prefix + "prune." + std::to_string(l.layer) + ".keep"] = npy_array::from_indices(l.keep);
 }
 
 template <class Net>
@@ -32,6 +39,12 @@ void save_state_dict(Net& net, const std::string& path, const std::string& prefi
 template <class Net>
 void read_state_dict(Net& net, const npz_archive& a, const std::string& path, const std::string& prefix = "",
                      bool strict = true) {
+    prune::plan p{prune::network_signature<Net>(), {}};
+    for (const auto& g : prune::channel_groups<Net>) {
+        const auto it = a.find(prefix + "prune." + std::to_string(g.producer) + ".keep");
+        if (it != a.end()) p.layers.push_back({g.producer, g.capacity, it->second.to_indices(path + ":" + it->first)});
+    }
+    if (!p.layers.empty()) prune::apply(net, p, path);
     std::set<std::string> used;
     net.for_each_tensor(
         [&](const std::string& key, const tensor_ref& t) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "sgp/kernels/batch_norm.hpp"
@@ -97,6 +98,12 @@ struct batch_norm_t {
             f(tensor_ref{"running_mean", rmean_.data(), nullptr, {c_}, tensor_role::buffer, nullptr});
             f(tensor_ref{"running_var", rvar_.data(), nullptr, {c_}, tensor_role::buffer, nullptr});
             f(tensor_ref{"num_batches_tracked", nullptr, nullptr, {}, tensor_role::buffer, &batches_});
+        }
+
+        // Pruning surgery: keep channels `keep` (ascending), compacted to the front.
+        void keep_channels(std::span<const std::size_t> keep) {
+            for (auto* b : {&gamma_, &beta_, &rmean_, &rvar_}) sgp::detail::compact_rows(b->data(), 1, keep);
+            c_ = keep.size();
         }
 
         float* gamma() { return gamma_.data(); }

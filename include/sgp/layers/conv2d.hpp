@@ -4,7 +4,9 @@
 // each over the whole batch (see kernels/im2col.hpp).
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "sgp/core/rng.hpp"
 #include "sgp/kernels/gemm.hpp"
@@ -35,12 +37,21 @@ struct conv2d {
         static constexpr std::size_t parameter_count = Out * In.c * K * K + (Bias ? Out : 0);
         static constexpr std::size_t macs = Out * out_shape.plane() * In.c * K * K;
 
-        bind() : weight_(Out * In.c * K * K), dweight_(weight_.size()), bias_(Bias ? Out : 0), dbias_(bias_.size()) {}
+        bind()
+            : weight_(Out * In.c * K * K),
+              dweight_(weight_.size()),
+              bias_(Bias ? Out : 0),
+              dbias_(bias_.size()),
+              origin_(Out) {
+            for (std::size_t i = 0; i < Out; ++i) origin_[i] = i;
+        }
 
-        // Kaiming normal (fan_out, ReLU gain), zero bias: the usual VGG initialisation.
+        // Kaiming normal with fan-in (ReLU gain), zero bias: preserves the forward variance, so
+        // logits start near unit scale even behind a wide layer (fan-out would give a 1x1
+        // 4096 -> 10 classifier weights of std 0.45 and initial losses near 10).
         template <class R>
         void init(R& r) {
-            const float std = std::sqrt(2.f / static_cast<float>(Out * K * K));
+            const float std = std::sqrt(2.f / static_cast<float>(In.c * K * K));
             for (auto& w : weight_) w = r.normal() * std;
             bias_.fill(0.f);
         }
@@ -104,14 +115,34 @@ struct conv2d {
                 f(tensor_ref{"bias", bias_.data(), dbias_.data(), {cout_}, tensor_role::parameter, nullptr});
         }
 
+        // Which of the declared channels each active output channel is (identity until pruned).
+        std::span<const std::size_t> channel_origin() const { return {origin_.data(), cout_}; }
+
         float* weight() { return weight_.data(); }
         float* bias() { return bias_.data(); }
+
+        // Pruning surgery: keep output channels `keep` (ascending indices into the active
+        // ones), compacted to the front, and narrow the active width to match.
+        void keep_outputs(std::span<const std::size_t> keep) {
+            const std::size_t row = cin_ * K * K;
+            sgp::detail::compact_rows(weight_.data(), row, keep);
+            if constexpr (Bias) sgp::detail::compact_rows(bias_.data(), 1, keep);
+            for (std::size_t i = 0; i < keep.size(); ++i) origin_[i] = origin_[keep[i]];
+            cout_ = keep.size();
+        }
+        // Keep input channels `keep`; `group` must be 1 (a convolution reads whole channels).
+        void keep_inputs(std::span<const std::size_t> keep, std::size_t group = 1) {
+            if (group != 1) fail("conv2d", "input channel groups apply to linear layers after flatten only");
+            sgp::detail::compact_columns(weight_.data(), cout_, cin_, K * K, keep);
+            cin_ = keep.size();
+        }
 
     private:
         kernels::conv_geometry geometry(std::size_t n) const {
             return {n, cin_, In.h, In.w, K, S, P, out_shape.h, out_shape.w};
         }
         aligned_buffer<float> weight_, dweight_, bias_, dbias_;
+        std::vector<std::size_t> origin_;
         std::size_t cin_ = In.c, cout_ = Out;
     };
 };

@@ -9,10 +9,13 @@
 // compacted at the front of their capacity-sized buffers.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "sgp/core/aligned_buffer.hpp"
+#include "sgp/core/error.hpp"
 #include "sgp/core/parallel.hpp"
 #include "sgp/core/shape.hpp"
 
@@ -55,5 +58,26 @@ struct stateless_layer {
     static constexpr std::size_t macs = 0;
     static constexpr std::size_t workspace(std::size_t) { return 0; }
 };
+
+namespace detail {
+
+// Moves rows keep[0], keep[1], ... (each `row` values long, ascending indices) to rows
+// 0, 1, ... in place. Ascending order makes every move go to a lower or equal address.
+inline void compact_rows(float* p, std::size_t row, std::span<const std::size_t> keep) {
+    for (std::size_t i = 0; i < keep.size(); ++i)
+        if (keep[i] != i) std::memmove(p + i * row, p + keep[i] * row, row * sizeof(float));
+}
+
+// For a [rows][cols][block] array, keeps columns `keep` (ascending) of every row, giving
+// [rows][keep.size()][block], compacted in place.
+inline void compact_columns(float* p, std::size_t rows, std::size_t cols, std::size_t block,
+                            std::span<const std::size_t> keep) {
+    const std::size_t kept = keep.size();
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t i = 0; i < kept; ++i)
+            std::memmove(p + (r * kept + i) * block, p + (r * cols + keep[i]) * block, block * sizeof(float));
+}
+
+}  // namespace detail
 
 }  // namespace sgp

@@ -1,7 +1,9 @@
 #pragma once
 // Fully connected layer on a flat input: y = W x + b, W [Out][In] as in PyTorch.
 #include <cmath>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/layers/layer.hpp"
@@ -25,7 +27,10 @@ struct linear {
         static constexpr std::size_t macs = Out * In.c;
         static constexpr std::size_t workspace(std::size_t) { return 0; }
 
-        bind() : weight_(Out * In.c), dweight_(weight_.size()), bias_(Bias ? Out : 0), dbias_(bias_.size()) {}
+        bind()
+            : weight_(Out * In.c), dweight_(weight_.size()), bias_(Bias ? Out : 0), dbias_(bias_.size()), origin_(Out) {
+            for (std::size_t i = 0; i < Out; ++i) origin_[i] = i;
+        }
 
         // PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
         template <class R>
@@ -65,11 +70,29 @@ struct linear {
                 f(tensor_ref{"bias", bias_.data(), dbias_.data(), {out_}, tensor_role::parameter, nullptr});
         }
 
+        // Which of the declared channels each active output channel is (identity until pruned).
+        std::span<const std::size_t> channel_origin() const { return {origin_.data(), out_}; }
+
         float* weight() { return weight_.data(); }
         float* bias() { return bias_.data(); }
 
+        // Pruning surgery, as for conv2d. After flatten, input channel c owns the `group`
+        // (= H*W) consecutive features c*group .. c*group + group-1.
+        void keep_outputs(std::span<const std::size_t> keep) {
+            sgp::detail::compact_rows(weight_.data(), in_, keep);
+            if constexpr (Bias) sgp::detail::compact_rows(bias_.data(), 1, keep);
+            for (std::size_t i = 0; i < keep.size(); ++i) origin_[i] = origin_[keep[i]];
+            out_ = keep.size();
+        }
+        void keep_inputs(std::span<const std::size_t> keep, std::size_t group = 1) {
+            if (in_ % group) fail("linear", "input width is not a multiple of the channel group");
+            sgp::detail::compact_columns(weight_.data(), out_, in_ / group, group, keep);
+            in_ = keep.size() * group;
+        }
+
     private:
         aligned_buffer<float> weight_, dweight_, bias_, dbias_;
+        std::vector<std::size_t> origin_;
         std::size_t in_ = In.c, out_ = Out;
     };
 };

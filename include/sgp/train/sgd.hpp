@@ -32,8 +32,9 @@ public:
             return;
         }
         auto& buf = buffers_[key];
-        const bool first = buf.size() == 0;
-        buf.reserve(n);
+        // A buffer of another size belongs to the layer before pruning: start afresh.
+        const bool first = buf.size() != n;
+        if (first) buf.resize(n);
         float* b = buf.data();
         for (std::size_t i = 0; i < n; ++i) {
             const float d = g[i] + o.weight_decay * p[i];

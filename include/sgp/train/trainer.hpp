@@ -30,9 +30,10 @@ struct fit_options {
     std::size_t epochs = 1;  // train until this many epochs are done in total (resume-aware)
     float sparsity = 0.f;    // lambda of the L1 penalty on BatchNorm gammas (0: off)
     lr_schedule schedule = schedules::constant{};
-    std::string checkpoint{};        // written atomically after every epoch when not empty
-    std::ostream* log = &std::cerr;  // one progress line per epoch; null for silence
-    double progress_seconds = 60;    // within a long epoch, a progress line this often (0: never)
+    std::string checkpoint{};         // written atomically after every epoch when not empty
+    std::ostream* log = &std::cerr;   // one progress line per epoch; null for silence
+    double progress_seconds = 60;     // within a long epoch, a progress line this often (0: never)
+    std::size_t schedule_origin = 0;  // the schedule sees epoch - schedule_origin (e.g. per fine-tuning round)
 };
 
 struct evaluation {
@@ -112,7 +113,9 @@ public:
             float lr = 0;
             auto last_line = t0;
             for (std::size_t n; (n = train.next(net_.input_buffer(), labels.data())) > 0; ++b) {
-                lr = learning_rate(f.schedule, static_cast<double>(epoch_) + static_cast<double>(b) / nb, opt_.lr);
+                const double at =
+                    static_cast<double>(epoch_ - std::min(epoch_, f.schedule_origin)) + static_cast<double>(b) / nb;
+                lr = learning_rate(f.schedule, at, opt_.lr);
                 const auto r = train_step(labels.data(), n, lr, f.sparsity);
                 loss += r.loss * static_cast<double>(n);
                 correct += r.correct;

@@ -1,0 +1,317 @@
+// The SGP experiment on Fashion-MNIST (padded to 32x32): baseline training, sparsity
+// training, sparsity-gradient-based layer-wise pruning with fine-tuning in rounds, and
+// Network Slimming's global threshold at the same parameter budget. Every stage checkpoints
+// after every epoch and the run resumes where it stopped. Usage: sgp_experiment --help
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sgp/sgp.hpp>
+#include <string>
+#include <thread>
+
+#include "example_cli.hpp"
+
+namespace {
+
+struct options {
+    std::string model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir, dir = "runs/sgp", json,
+                rule = "sparsity", score = "gamma";
+    std::size_t baseline_epochs = 3, sparse_epochs = 3, rounds = 4, finetune_epochs = 1, batch = 64,
+                threads = std::max(1u, std::thread::hardware_concurrency()), limit = 0, test_limit = 0,
+                calib_images = 2048, round_to = 1, min_channels = 2;
+    std::uint64_t seed = 1;
+    float lr = 0.05f, finetune_lr = 0.01f, lambda = 1e-4f, budget = 1.2f;
+};
+
+const char* usage =
+    "sgp_experiment [options]\n"
+    "  --model NAME           vgg13bn-source (default: 512-4096-4096-10 classifier), vgg13bn, demo\n"
+    "  --baseline-epochs N    unpruned baseline training (default 3)\n"
+    "  --sparse-epochs N      sparsity training, L1 on BN gammas (default 3)\n"
+    "  --lambda X             sparsity strength (default 1e-4)\n"
+    "  --rounds N             pruning rounds (default 4), each followed by --finetune-epochs N (default 1)\n"
+    "  --rule NAME            sparsity (the source work's rule, default), knee, energy\n"
+    "  --score NAME           gamma (|gamma|, default) or taylor (|gamma * dL/dgamma|)\n"
+    "  --budget X             accuracy budget in points below the baseline (default 1.2)\n"
+    "  --round-to N           round kept channels up to a multiple of N (default 1)\n"
+    "  --min-channels N       never keep fewer channels per layer (default 2)\n"
+    "  --lr X / --finetune-lr X   learning rates (default 0.05 / 0.01), cosine schedules\n"
+    "  --batch N --threads N --seed N --data DIR --limit N --test-limit N --calib-images N\n"
+    "  --dir DIR              checkpoints and stage results (default runs/sgp); rerun to resume\n"
+    "  --json FILE            the results\n";
+
+options parse(int argc, char** argv) {
+    options o;
+    example::flags f(usage);
+    f.text("--model", o.model);
+    f.text("--data", o.data);
+    f.text("--dir", o.dir);
+    f.text("--json", o.json);
+    f.text("--rule", o.rule);
+    f.text("--score", o.score);
+    f.size("--baseline-epochs", o.baseline_epochs);
+    f.size("--sparse-epochs", o.sparse_epochs);
+    f.size("--rounds", o.rounds);
+    f.size("--finetune-epochs", o.finetune_epochs);
+    f.size("--batch", o.batch);
+    f.size("--threads", o.threads);
+    f.size("--limit", o.limit);
+    f.size("--test-limit", o.test_limit);
+    f.size("--calib-images", o.calib_images);
+    f.size("--round-to", o.round_to);
+    f.size("--min-channels", o.min_channels);
+    f.real("--lr", o.lr);
+    f.real("--finetune-lr", o.finetune_lr);
+    f.real("--lambda", o.lambda);
+    f.real("--budget", o.budget);
+    f.u64("--seed", o.seed);
+    f.parse(argc, argv);
+    if (o.batch < 2) throw sgp::error("--batch: batch norm needs at least 2 images per batch");
+    return o;
+}
+
+// Stage results survive interruptions in <dir>/state.json, one JSON value per key.
+class stage_state {
+public:
+    explicit stage_state(std::string path) : path_(std::move(path)) {
+        if (!std::filesystem::exists(path_)) return;
+        std::ifstream in(path_);
+        const std::string text((std::istreambuf_iterator<char>(in)), {});
+        values_ = sgp::parse_json(text, path_).fields;
+    }
+    bool has(const std::string& k) const { return values_.count(k) > 0; }
+    double number(const std::string& k) const { return value(k).number(path_ + ": " + k); }
+    const sgp::json_value& value(const std::string& k) const {
+        const auto it = values_.find(k);
+        if (it == values_.end()) sgp::fail(path_, "no '" + k + "' (that stage has not run)");
+        return it->second;
+    }
+    void set(const std::string& k, double v) {
+        sgp::json_value j;
+        j.kind = sgp::json_value::type::number;
+        j.num = v;
+        values_[k] = j;
+        save();
+    }
+    void set_json(const std::string& k, const std::string& json) {
+        values_[k] = sgp::parse_json(json, path_ + ": " + k);
+        save();
+    }
+
+private:
+    void save() const {
+        sgp::json_value all;
+        all.kind = sgp::json_value::type::object;
+        all.fields = values_;
+        sgp::write_file_atomic(path_, sgp::dump(all) + "\n");
+    }
+    std::string path_;
+    std::map<std::string, sgp::json_value> values_;
+};
+
+template <class Net>
+double batch1_latency_ms(Net& net, std::size_t repeats) {
+    net.reserve(1);
+    sgp::rng r(5);
+    for (std::size_t i = 0; i < Net::input_shape.size(); ++i) net.input_buffer()[i] = r.normal();
+    sgp::run_context cx;  // one thread, evaluation mode
+    net.forward(1, cx);
+    std::vector<double> ms;
+    for (std::size_t k = 0; k < repeats; ++k) {
+        const auto t0 = std::chrono::steady_clock::now();
+        net.forward(1, cx);
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+template <class Net>
+int run(const options& o) {
+    namespace pr = sgp::prune;
+    std::filesystem::create_directories(o.dir);
+    stage_state st(o.dir + "/state.json");
+    const auto t_start = std::chrono::steady_clock::now();
+
+    const auto train_set = sgp::load_fashion_mnist(o.data, true).head(o.limit);
+    const auto test_set = sgp::load_fashion_mnist(o.data, false).head(o.test_limit);
+    const auto lo = example::fashion_mnist_options(o.batch, o.seed, Net::input_shape.h);
+    const auto eval_opts = example::for_evaluation(lo);
+    sgp::batch_loader train(train_set, lo);
+    sgp::batch_loader test(test_set, eval_opts);
+    // Calibration: the first calib_images training images, unshuffled, no augmentation.
+    const auto calib_set = train_set.head(o.calib_images);
+    sgp::batch_loader calib(calib_set, eval_opts);
+
+    const sgp::sgd opt{.lr = o.lr, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true};
+    const sgp::trainer_options to{.threads = o.threads, .seed = o.seed};
+    auto train_stage = [&](const std::string& name, std::size_t epochs, float lambda) {
+        const std::string ckpt = o.dir + "/" + name + ".npz";
+        auto t = std::make_unique<sgp::trainer<Net>>(opt, to);
+        if (std::filesystem::exists(ckpt)) t->load_checkpoint(ckpt);
+        if (!st.has(name + "_accuracy")) {
+            std::cerr << "== " << name << " training, " << epochs << " epochs" << (lambda > 0 ? ", sparsity " : "")
+                      << (lambda > 0 ? std::to_string(lambda) : "") << "\n";
+            sgp::fit_options f;
+            f.epochs = epochs;
+            f.sparsity = lambda;
+            f.schedule = sgp::schedules::cosine{static_cast<double>(epochs), 0.f};
+            f.checkpoint = ckpt;
+            t->fit(train, f, &test);
+            st.set(name + "_accuracy", t->evaluate(test).accuracy);
+        }
+        return t;
+    };
+
+    // 1. The unpruned baseline and 2. sparsity training, both from scratch.
+    const double baseline = train_stage("baseline", o.baseline_epochs, 0.f)->evaluate(test).accuracy;
+    auto sparse = train_stage("sparse", o.sparse_epochs, o.lambda);
+    const double sparse_acc = st.number("sparse_accuracy");
+    const double latency_full = batch1_latency_ms(sparse->net(), 20);
+
+    pr::options po{.min_channels = o.min_channels, .round_to = o.round_to};
+    pr::schedule_options so;
+    so.max_rounds = o.rounds;
+    so.finetune_epochs = o.finetune_epochs;
+    so.reference_accuracy = baseline;
+    so.accuracy_budget = o.budget / 100.0;
+    so.fit.schedule = sgp::schedules::cosine{static_cast<double>(o.finetune_epochs), 0.f};
+
+    // 3. SGP: rounds of layer-wise pruning and fine-tuning, from the sparsity-trained network.
+    const std::string sgp_ckpt = o.dir + "/sgp.npz";
+    auto& net = sparse->net();
+    if (!st.has("sgp_accuracy")) {
+        sparse->optimizer().lr = o.finetune_lr;
+        auto run_rule = [&](const auto& rule) {
+            auto on_round = [&](const pr::round_report& r) {
+                sgp::json_writer j;
+                pr::write_json(j, r);
+                st.set_json("sgp_round_" + std::to_string(r.round), j.str());
+                std::fprintf(stderr,
+                             "round %zu: %.2f %% parameters, %.2f %% multiply-adds removed; accuracy %.2f %% pruned, "
+                             "%.2f %% fine-tuned%s\n",
+                             r.round, 100 * r.params_removed, 100 * r.macs_removed, 100 * r.accuracy_pruned,
+                             100 * r.accuracy_finetuned, r.undone ? " (over budget: undone)" : "");
+            };
+            if (o.score == "taylor")
+                return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::taylor{},
+                                              on_round);
+            return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::gamma_magnitude{},
+                                          on_round);
+        };
+        if (o.rule == "sparsity")
+            run_rule(pr::rules::activation_sparsity{});
+        else if (o.rule == "knee")
+            run_rule(pr::rules::knee{});
+        else if (o.rule == "energy")
+            run_rule(pr::rules::energy{});
+        else
+            throw sgp::error("--rule: unknown rule '" + o.rule + "' (sparsity, knee, energy)");
+        sgp::save_state_dict(net, sgp_ckpt);
+        st.set("sgp_accuracy", sparse->evaluate(test).accuracy);
+    } else {
+        sgp::load_state_dict(net, sgp_ckpt);  // re-applies the pruned widths
+    }
+    const double pruned_acc = st.number("sgp_accuracy");
+    const std::size_t params_after = net.active_parameter_count(), macs_after = net.active_macs();
+    const double latency_pruned = batch1_latency_ms(net, 200);
+    pr::save_plan(pr::current_plan(net), o.dir + "/sgp_plan.json");
+
+    // 4. Network Slimming's global threshold at the same parameter budget, from the same
+    //    sparsity-trained network, fine-tuned for as many epochs as SGP had in all.
+    if (!st.has("ns_accuracy")) {
+        std::cerr << "== Network Slimming global threshold at " << params_after << " parameters\n";
+        auto ns = std::make_unique<sgp::trainer<Net>>(opt, to);
+        ns->load_checkpoint(o.dir + "/sparse.npz");
+        ns->optimizer().lr = o.finetune_lr;
+        const auto stats = pr::collect_stats(ns->net(), pr::scores::gamma_magnitude{}, calib, &ns->pool());
+        const auto rule = pr::global_for_budget(ns->net(), stats, params_after, po);
+        const auto rep = pr::prune_with(ns->net(), stats, rule, po, "gamma_magnitude");
+        st.set("ns_accuracy_pruned", ns->evaluate(test).accuracy);
+        sgp::fit_options f = so.fit;
+        std::size_t sgp_epochs = 0;
+        for (std::size_t r = 1; st.has("sgp_round_" + std::to_string(r)); ++r) sgp_epochs += o.finetune_epochs;
+        f.schedule = sgp::schedules::cosine{static_cast<double>(std::max<std::size_t>(1, sgp_epochs)), 0.f};
+        f.schedule_origin = ns->epochs_done();
+        f.epochs = ns->epochs_done() + std::max<std::size_t>(1, sgp_epochs);
+        ns->fit(train, f, nullptr);
+        sgp::json_writer j;
+        pr::write_json(j, rep);
+        st.set_json("ns_pruning", j.str());
+        st.set("ns_fraction", rule.fraction);
+        st.set("ns_accuracy", ns->evaluate(test).accuracy);
+    }
+
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    std::printf(
+        "baseline %.2f %%, sparsity-trained %.2f %%, SGP %.2f %% with %.2f %% of parameters and %.2f %% of "
+        "multiply-adds "
+        "removed; Network Slimming at the same budget %.2f %%; batch-1 latency %.3f ms -> %.3f ms (%.1fx)\n",
+        100 * baseline, 100 * sparse_acc, 100 * pruned_acc,
+        100.0 * (1 - static_cast<double>(params_after) / Net::parameter_count),
+        100.0 * (1 - static_cast<double>(macs_after) / Net::macs), 100 * st.number("ns_accuracy"), latency_full,
+        latency_pruned, latency_full / latency_pruned);
+    if (!o.json.empty()) {
+        sgp::json_writer j;
+        j.begin_object()
+            .field("model", o.model)
+            .field("rule", o.rule)
+            .field("score", o.score)
+            .field("baseline_accuracy", baseline)
+            .field("sparse_accuracy", sparse_acc)
+            .field("pruned_accuracy", pruned_acc)
+            .field("accuracy_drop_points", 100 * (baseline - pruned_acc))
+            .field("params_before", Net::parameter_count)
+            .field("params_after", params_after)
+            .field("params_removed_percent", 100.0 * (1 - static_cast<double>(params_after) / Net::parameter_count))
+            .field("macs_before", Net::macs)
+            .field("macs_after", macs_after)
+            .field("macs_removed_percent", 100.0 * (1 - static_cast<double>(macs_after) / Net::macs))
+            .field("latency_batch1_ms_unpruned", latency_full)
+            .field("latency_batch1_ms_pruned", latency_pruned)
+            .field("speedup_batch1", latency_full / latency_pruned)
+            .field("baseline_epochs", o.baseline_epochs)
+            .field("sparse_epochs", o.sparse_epochs)
+            .field("lambda", static_cast<double>(o.lambda))
+            .field("finetune_epochs_per_round", o.finetune_epochs)
+            .field("train_images", train_set.size())
+            .field("seconds_this_invocation", seconds);
+        j.key("layers").begin_array();
+        const auto w = net.widths();
+        for (const auto& g : pr::channel_groups<Net>)
+            j.begin_object()
+                .field("name", std::to_string(g.producer) + " " + std::string(Net::kinds[g.producer]))
+                .field("channels_before", g.capacity)
+                .field("channels_after", w[g.producer + 1])
+                .end_object();
+        j.end_array();
+        j.key("rounds").begin_array();
+        for (std::size_t r = 1; st.has("sgp_round_" + std::to_string(r)); ++r)
+            j.value_raw(sgp::dump(st.value("sgp_round_" + std::to_string(r))));
+        j.end_array();
+        j.key("network_slimming")
+            .begin_object()
+            .field("fraction", st.number("ns_fraction"))
+            .field("accuracy_pruned", st.number("ns_accuracy_pruned"))
+            .field("accuracy", st.number("ns_accuracy"))
+            .field("emptied_layers", st.value("ns_pruning").at("emptied_layers", "ns_pruning").index("emptied_layers"))
+            .field("failed", st.value("ns_pruning").at("emptied_layers", "ns_pruning").index("emptied_layers") > 0);
+        j.key("pruning").value_raw(sgp::dump(st.value("ns_pruning")));
+        j.end_object().end_object();
+        j.save(o.json);
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return example::guarded([&] {
+        const options o = parse(argc, argv);
+        return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
+    });
+}

@@ -1,0 +1,164 @@
+#pragma once
+// A pruning plan: for each channel group, which of the declared channels are kept (indices
+// into the static capacity, ascending). Plans are derived from a pruned network, written as
+// JSON, validated against the network they are applied to, and applied by surgery: the kept
+// channels are compacted to the front of every buffer and the active widths narrowed, so
+// the network then trains and infers at its pruned cost.
+#include <algorithm>
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sgp/core/error.hpp"
+#include "sgp/io/json.hpp"
+#include "sgp/io/json_reader.hpp"
+#include "sgp/prune/groups.hpp"
+
+namespace sgp::prune {
+
+struct layer_plan {
+    std::size_t layer = 0;          // the group's producer (conv2d / linear) index
+    std::size_t capacity = 0;       // its declared channels
+    std::vector<std::size_t> keep;  // kept declared channels, ascending
+};
+
+struct plan {
+    std::string network;  // network_signature<Net>() of the network it belongs to
+    std::vector<layer_plan> layers;
+};
+
+namespace detail {
+
+// Calls f(layer) on the layer at run-time index i.
+template <class Net, class F>
+void with_layer(Net& net, std::size_t i, F&& f) {
+    net.for_each_layer([&](std::size_t j, auto& l) {
+        if (i == j) f(l);
+    });
+}
+
+// Removes all but channels `keep` (ascending positions among the group's active channels).
+template <class Net>
+void keep_active(Net& net, const channel_group& g, const std::vector<std::size_t>& keep) {
+    net.for_each_layer([&](std::size_t j, auto& l) {
+        if constexpr (requires { l.keep_outputs(std::span<const std::size_t>{}); }) {
+            if (j == g.producer) l.keep_outputs(keep);
+            if (j == g.consumer) l.keep_inputs(keep, g.group);
+        }
+        if constexpr (requires { l.keep_channels(std::span<const std::size_t>{}); })
+            if (j == g.norm) l.keep_channels(keep);
+    });
+    net.update_widths();
+}
+
+}  // namespace detail
+
+// The declared channels each group currently keeps.
+template <class Net>
+std::vector<std::size_t> kept_channels(Net& net, const channel_group& g) {
+    std::vector<std::size_t> out;
+    detail::with_layer(net, g.producer, [&](auto& l) {
+        if constexpr (requires { l.channel_origin(); })
+            out.assign(l.channel_origin().begin(), l.channel_origin().end());
+    });
+    return out;
+}
+
+// The network's current plan (every group, pruned or not).
+template <class Net>
+plan current_plan(Net& net) {
+    plan p{network_signature<Net>(), {}};
+    for (const auto& g : channel_groups<Net>) p.layers.push_back({g.producer, g.capacity, kept_channels(net, g)});
+    return p;
+}
+
+// Checks a plan against Net; throws sgp::error naming `where` and the problem.
+template <class Net>
+void validate(const plan& p, const std::string& where) {
+    if (p.network != network_signature<Net>())
+        fail(where, "the plan is for another network (" + p.network.substr(0, 60) + "...), not this one (" +
+                        network_signature<Net>().substr(0, 60) + "...)");
+    for (const auto& lp : p.layers) {
+        const std::string at = where + ": layer " + std::to_string(lp.layer);
+        const auto* g = std::find_if(channel_groups<Net>.begin(), channel_groups<Net>.end(),
+                                     [&](const channel_group& x) { return x.producer == lp.layer; });
+        if (g == channel_groups<Net>.end())
+            fail(at, "is not a prunable layer (a conv2d or linear followed by batch_norm)");
+        if (lp.capacity != g->capacity)
+            fail(at,
+                 "capacity " + std::to_string(lp.capacity) + ", the network declares " + std::to_string(g->capacity));
+        if (lp.keep.empty()) fail(at, "keeps no channel (a layer cannot be emptied)");
+        for (std::size_t i = 0; i < lp.keep.size(); ++i) {
+            if (lp.keep[i] >= g->capacity)
+                fail(at, "channel index " + std::to_string(lp.keep[i]) + " is out of range (capacity " +
+                             std::to_string(g->capacity) + ")");
+            if (i && lp.keep[i] <= lp.keep[i - 1]) fail(at, "channel indices must be ascending and distinct");
+        }
+    }
+}
+
+// Applies a plan: every listed group ends up with exactly the listed declared channels.
+// The network may already be pruned; a plan can only remove channels, never restore them.
+template <class Net>
+void apply(Net& net, const plan& p, const std::string& where = "pruning plan") {
+    validate<Net>(p, where);
+    for (const auto& lp : p.layers) {
+        const auto& g = *std::find_if(channel_groups<Net>.begin(), channel_groups<Net>.end(),
+                                      [&](const channel_group& x) { return x.producer == lp.layer; });
+        const auto now = kept_channels(net, g);
+        std::vector<std::size_t> keep;
+        for (std::size_t c : lp.keep) {
+            const auto it = std::lower_bound(now.begin(), now.end(), c);
+            if (it == now.end() || *it != c)
+                fail(where + ": layer " + std::to_string(lp.layer),
+                     "channel " + std::to_string(c) + " was already removed from this network");
+            keep.push_back(static_cast<std::size_t>(it - now.begin()));
+        }
+        if (keep.size() != now.size()) detail::keep_active(net, g, keep);
+    }
+}
+
+inline std::string to_json(const plan& p) {
+    json_writer j;
+    j.begin_object().field("format", "sgp pruning plan 1").field("network", p.network);
+    j.key("layers").begin_array();
+    for (const auto& l : p.layers) {
+        j.begin_object().field("layer", l.layer).field("capacity", l.capacity).field("kept", l.keep.size());
+        j.key("keep").begin_array();
+        for (auto c : l.keep) j.value(c);
+        j.end_array().end_object();
+    }
+    j.end_array().end_object();
+    return j.str();
+}
+
+inline plan plan_from_json(const std::string& text, const std::string& where) {
+    const auto v = parse_json(text, where);
+    if (v.at("format", where).text(where) != "sgp pruning plan 1") fail(where, "not an sgp pruning plan (format)");
+    plan p;
+    p.network = v.at("network", where).text(where + ": network");
+    for (const auto& l : v.at("layers", where).array(where + ": layers")) {
+        layer_plan lp;
+        lp.layer = l.at("layer", where).index(where + ": layer");
+        const std::string at = where + ": layer " + std::to_string(lp.layer);
+        lp.capacity = l.at("capacity", at).index(at + ": capacity");
+        for (const auto& c : l.at("keep", at).array(at + ": keep")) lp.keep.push_back(c.index(at + ": keep"));
+        p.layers.push_back(std::move(lp));
+    }
+    return p;
+}
+
+inline void save_plan(const plan& p, const std::string& path) {
+    write_file_atomic(path, to_json(p) + "\n");
+}
+
+inline plan load_plan(const std::string& path) {
+    if (!std::filesystem::exists(path)) fail(path, "file not found");
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return plan_from_json(text, path);
+}
+
+}  // namespace sgp::prune

@@ -1,0 +1,84 @@
+#pragma once
+// Iterative pruning: prune -> fine-tune -> prune ... until a target of parameters or
+// multiply-adds removed is reached, the accuracy budget is exceeded (that round is then
+// undone), or the rule removes nothing more. One report per round.
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sgp/prune/prune.hpp"
+#include "sgp/train/trainer.hpp"
+
+namespace sgp::prune {
+
+struct schedule_options {
+    std::size_t max_rounds = 5;
+    std::size_t finetune_epochs = 2;
+    double target_params_removed = 0;  // fraction of the declared parameters; 0: no target
+    double target_macs_removed = 0;    // fraction of the declared multiply-adds; 0: no target
+    double reference_accuracy = -1;    // the unpruned accuracy (0-1); < 0: no accuracy budget
+    double accuracy_budget = 0.012;    // largest allowed drop below the reference, in accuracy (0-1)
+    fit_options fit{};                 // fine-tuning options (schedule restarts every round)
+};
+
+struct round_report {
+    std::size_t round = 0;
+    report pruning;
+    double accuracy_pruned = 0;                   // right after surgery, before fine-tuning
+    double accuracy_finetuned = 0;                // after fine-tuning
+    double params_removed = 0, macs_removed = 0;  // fractions of the declared network
+    bool undone = false;                          // exceeded the accuracy budget and was reverted
+};
+
+template <class Net, class Rule, class Score = scores::gamma_magnitude>
+std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, batch_loader& train,
+                                             batch_loader& calib, batch_loader& test, const schedule_options& s,
+                                             const options& o = {}, Score score = {},
+                                             const std::function<void(const round_report&)>& on_round = {}) {
+    std::vector<round_report> rounds;
+    auto& net = t.net();
+    for (std::size_t r = 1; r <= s.max_rounds; ++r) {
+        const auto widths = net.widths();
+        Net backup = net;
+        round_report rr;
+        rr.round = r;
+        rr.pruning = prune(net, rule, calib, o, score, &t.pool());
+        if (net.widths() == widths) break;  // the rule has nothing left to remove
+        rr.accuracy_pruned = t.evaluate(test).accuracy;
+        fit_options f = s.fit;
+        f.schedule_origin = t.epochs_done();
+        f.epochs = t.epochs_done() + s.finetune_epochs;
+        t.fit(train, f, nullptr);
+        rr.accuracy_finetuned = t.evaluate(test).accuracy;
+        rr.params_removed =
+            1.0 - static_cast<double>(rr.pruning.params_after) / static_cast<double>(Net::parameter_count);
+        rr.macs_removed = 1.0 - static_cast<double>(rr.pruning.macs_after) / static_cast<double>(Net::macs);
+        if (s.reference_accuracy >= 0 && rr.accuracy_finetuned < s.reference_accuracy - s.accuracy_budget) {
+            net = std::move(backup);
+            rr.undone = true;
+        }
+        rounds.push_back(rr);
+        if (on_round) on_round(rr);
+        if (rr.undone) break;
+        if ((s.target_params_removed > 0 && rr.params_removed >= s.target_params_removed) ||
+            (s.target_macs_removed > 0 && rr.macs_removed >= s.target_macs_removed))
+            break;
+    }
+    return rounds;
+}
+
+inline void write_json(json_writer& j, const round_report& r) {
+    j.begin_object()
+        .field("round", r.round)
+        .field("accuracy_pruned", r.accuracy_pruned)
+        .field("accuracy_finetuned", r.accuracy_finetuned)
+        .field("params_removed", r.params_removed)
+        .field("macs_removed", r.macs_removed)
+        .field("undone", r.undone);
+    j.key("pruning");
+    write_json(j, r.pruning);
+    j.end_object();
+}
+
+}  // namespace sgp::prune

@@ -1,0 +1,31 @@
+# Runs the pruning experiment end to end on a slice of Fashion-MNIST with the demo network,
+# then again to check that a finished run resumes without redoing its stages.
+file(REMOVE_RECURSE ${WORK})
+set(args --model demo --limit 96 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
+         --rounds 1 --finetune-epochs 1 --budget 100 --dir ${WORK}/run --json ${WORK}/out.json)
+execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc ERROR_VARIABLE log)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "sgp_experiment failed: ${log}")
+endif()
+file(READ ${WORK}/out.json json)
+foreach(key baseline_accuracy pruned_accuracy params_before params_after macs_before macs_after layers rule rounds
+            network_slimming speedup_batch1)
+  string(JSON value ERROR_VARIABLE err GET "${json}" ${key})
+  if(err)
+    message(FATAL_ERROR "out.json has no '${key}': ${json}")
+  endif()
+endforeach()
+string(JSON before GET "${json}" params_before)
+string(JSON after GET "${json}" params_after)
+string(JSON name GET "${json}" layers 0 name)
+if(NOT after LESS before OR NOT name STREQUAL "0 conv2d" OR NOT EXISTS ${WORK}/run/sgp_plan.json)
+  message(FATAL_ERROR "nothing was pruned, or no plan: ${json}")
+endif()
+# Everything is done: a second invocation trains nothing and reports the same figures.
+execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc ERROR_VARIABLE log)
+string(FIND "${log}" "== baseline training" retrained)
+file(READ ${WORK}/out.json json2)
+string(JSON after2 GET "${json2}" params_after)
+if(NOT rc EQUAL 0 OR NOT retrained EQUAL -1 OR NOT after2 EQUAL after)
+  message(FATAL_ERROR "resuming a finished run should redo nothing: ${log}")
+endif()

@@ -1,0 +1,306 @@
+// Pruning: channel groups, surgery, plans, rules, options, costs, checkpoints.
+#include <doctest/doctest.h>
+
+#include <sgp/sgp.hpp>
+
+#include "helpers.hpp"
+
+using namespace sgp::layers;
+namespace pr = sgp::prune;
+
+// Conv groups, a group across flatten on a 2x2 map (4 linear inputs per channel), a hidden
+// linear group, and the classifier (not prunable).
+using net_t =
+    sgp::sequential<sgp::input<2, 8, 8>, conv3x3<6>, batch_norm, relu, max_pool<2>, conv3x3<5, true>, batch_norm, relu,
+                    max_pool<2>, flatten, linear<7>, batch_norm, relu, dropout<0.3f>, linear<3>>;
+
+namespace {
+
+// A network with non-trivial running statistics and BN parameters.
+net_t make_net(std::uint64_t seed = 3) {
+    net_t net(seed);
+    net.for_each_layer([&](std::size_t i, auto& l) {
+        if constexpr (requires { l.gamma_grad(); }) {
+            sgp::rng r(seed + i);
+            l.for_each_tensor([&](const sgp::tensor_ref& t) {
+                if (!t.value) return;
+                for (std::size_t c = 0; c < t.size(); ++c)
+                    t.value[c] = t.name == "running_var" ? r.uniform(0.5f, 2.f) : r.uniform(-0.8f, 0.8f);
+            });
+        }
+    });
+    return net;
+}
+
+std::vector<float> outputs(net_t& net, const std::vector<float>& x, std::size_t n, bool training = false) {
+    net.reserve(n);
+    std::copy(x.begin(), x.end(), net.input_buffer());
+    sgp::run_context cx;
+    cx.training = training;
+    const float* out = net.forward(n, cx);
+    return {out, out + 3 * n};
+}
+
+// Zeroes gamma and beta of the channels not in `keep` for the group whose BN is layer `norm`.
+void mask(net_t& net, std::size_t norm, const std::vector<std::size_t>& keep) {
+    pr::detail::with_norm(net, norm, [&](auto& bn) {
+        for (std::size_t c = 0; c < bn.out_channels(); ++c)
+            if (!std::binary_search(keep.begin(), keep.end(), c)) bn.gamma()[c] = bn.beta()[c] = 0.f;
+    });
+}
+
+pr::group_stats stats(std::vector<float> score, double zeros = 0) {
+    pr::group_stats g;
+    g.channels = score.size();
+    g.score = std::move(score);
+    g.next_zero_fraction = zeros;
+    return g;
+}
+
+}  // namespace
+
+TEST_CASE("channel groups follow the layer list") {
+    constexpr auto& g = pr::channel_groups<net_t>;
+    static_assert(g.size() == 3);
+    static_assert(g[0].producer == 0 && g[0].norm == 1 && g[0].consumer == 4 && g[0].group == 1 && g[0].capacity == 6);
+    static_assert(g[1].producer == 4 && g[1].consumer == 9 && g[1].group == 4 && g[1].capacity == 5);
+    static_assert(g[2].producer == 9 && g[2].consumer == 13 && g[2].group == 1 && g[2].capacity == 7);
+    // The source work's VGG13BN: ten conv groups and the two 4096-wide classifier groups.
+    constexpr auto& v = pr::channel_groups<sgp::models::vgg13bn_source<>>;
+    static_assert(v.size() == 12 && v[10].capacity == 4096 && v[11].consumer == 43);
+    CHECK(g.size() == 3);
+}
+
+TEST_CASE("pruning channels whose gamma and beta are zero leaves the outputs exactly unchanged") {
+    const std::size_t n = 4;
+    const auto x = sgp_test::random_vector(n * 2 * 64, 1);
+    auto net = make_net();
+    const std::vector<std::vector<std::size_t>> keep{{0, 2, 3, 5}, {1, 4}, {0, 1, 2, 6}};
+    for (std::size_t i = 0; i < 3; ++i) mask(net, pr::channel_groups<net_t>[i].norm, keep[i]);
+    const auto before = outputs(net, x, n);
+    auto copy = net;  // training mode updates running statistics: use a copy
+    const auto before_train = outputs(copy, x, n, true);
+    auto p = pr::current_plan(net);
+    for (std::size_t i = 0; i < 3; ++i) p.layers[i].keep = keep[i];
+    pr::apply(net, p);
+    CHECK(net.widths()[1] == 4);
+    CHECK(net.widths()[9] == 2 * 4);  // flatten of 2 channels x 2x2
+    CHECK(outputs(net, x, n) == before);
+    CHECK(outputs(net, x, n, true) == before_train);  // batch statistics of the kept channels are unchanged
+}
+
+TEST_CASE("a pruned network's forward equals the original with those channels masked") {
+    const std::size_t n = 3;
+    const auto x = sgp_test::random_vector(n * 2 * 64, 2);
+    auto pruned = make_net(7), masked = make_net(7);
+    const std::vector<std::vector<std::size_t>> keep{{1, 4}, {0, 2, 3}, {3}};
+    for (std::size_t i = 0; i < 3; ++i) mask(masked, pr::channel_groups<net_t>[i].norm, keep[i]);
+    auto p = pr::current_plan(pruned);
+    for (std::size_t i = 0; i < 3; ++i) p.layers[i].keep = keep[i];
+    pr::apply(pruned, p);
+    CHECK(outputs(pruned, x, n) == outputs(masked, x, n));
+    // Costs at the new widths, computed and counted.
+    CHECK(pruned.active_parameter_count() == pr::cost_at<net_t>(pruned.widths()).parameters);
+    CHECK(pruned.active_macs() == pr::cost_at<net_t>(pruned.widths()).macs);
+    CHECK(pruned.active_parameter_count() == 2 * 2 * 9 + 4 + 3 * 2 * 9 + 3 + 6 + 1 * 12 + 1 + 2 + 3 * 1 + 3);
+}
+
+TEST_CASE("pruning in rounds composes: plans keep declared indices") {
+    auto net = make_net();
+    auto p = pr::current_plan(net);
+    p.layers[0].keep = {1, 2, 4, 5};
+    pr::apply(net, p);
+    p.layers[0].keep = {2, 5};
+    pr::apply(net, p);
+    CHECK(pr::kept_channels(net, pr::channel_groups<net_t>[0]) == std::vector<std::size_t>{2, 5});
+    p.layers[0].keep = {0, 2};
+    CHECK_THROWS_WITH_AS(pr::apply(net, p), doctest::Contains("channel 0 was already removed"), sgp::error);
+}
+
+TEST_CASE("plans round-trip through JSON and re-apply to a checkpoint") {
+    sgp_test::temp_dir d("plan");
+    const auto x = sgp_test::random_vector(2 * 2 * 64, 3);
+    auto net = make_net();
+    auto p = pr::current_plan(net);
+    p.layers[1].keep = {0, 3};
+    p.layers[2].keep = {1, 2, 6};
+    pr::apply(net, p);
+    pr::save_plan(pr::current_plan(net), d.file("plan.json"));
+    const auto q = pr::load_plan(d.file("plan.json"));
+    CHECK(q.network == p.network);
+    REQUIRE(q.layers.size() == 3);
+    CHECK(q.layers[1].keep == p.layers[1].keep);
+    CHECK(q.layers[2].keep == p.layers[2].keep);
+    CHECK(q.layers[0].keep.size() == 6);
+
+    // The plan applied to the unpruned checkpoint gives the pruned network.
+    auto original = make_net();
+    sgp::save_state_dict(original, d.file("full.npz"));
+    net_t fresh(99);
+    sgp::load_state_dict(fresh, d.file("full.npz"));
+    pr::apply(fresh, q, d.file("plan.json"));
+    CHECK(outputs(fresh, x, 2) == outputs(net, x, 2));
+
+    // A pruned network's .npz describes its own widths.
+    sgp::save_state_dict(net, d.file("pruned.npz"));
+    net_t other(5);
+    sgp::load_state_dict(other, d.file("pruned.npz"));
+    CHECK(other.widths() == net.widths());
+    CHECK(outputs(other, x, 2) == outputs(net, x, 2));
+}
+
+TEST_CASE("bad plans get clear errors") {
+    net_t net;
+    const auto good = pr::current_plan(net);
+    auto fails = [&](pr::plan p, const char* what) {
+        CHECK_THROWS_WITH_AS(pr::apply(net, p, "plan.json"), doctest::Contains(what), sgp::error);
+    };
+    auto p = good;
+    p.layers[0].keep = {0, 6};
+    fails(p, "channel index 6 is out of range (capacity 6)");
+    p = good;
+    p.layers[1].keep = {};
+    fails(p, "keeps no channel");
+    p = good;
+    p.layers[0].keep = {3, 1};
+    fails(p, "ascending and distinct");
+    p = good;
+    p.layers[0].layer = 2;
+    fails(p, "layer 2: is not a prunable layer");
+    p = good;
+    p.layers[0].capacity = 64;
+    fails(p, "capacity 64, the network declares 6");
+    p = good;
+    p.network = pr::network_signature<sgp::models::vgg13bn<>>();
+    fails(p, "the plan is for another network");
+    CHECK_THROWS_WITH_AS(pr::plan_from_json("{\"format\": \"sgp pruning plan 1\", \"network\": 3}", "p.json"),
+                         doctest::Contains("p.json: network: expected a string"), sgp::error);
+    CHECK_THROWS_WITH_AS(pr::plan_from_json("{\"format\": \"sgp pruning plan 1\", ", "p.json"),
+                         doctest::Contains("p.json: invalid JSON at byte"), sgp::error);
+    CHECK_THROWS_WITH_AS(
+        pr::plan_from_json(pr::to_json(good).replace(pr::to_json(good).find("\"keep\": [0"), 10, "\"keep\": [-1"),
+                           "p.json"),
+        doctest::Contains("non-negative integer"), sgp::error);
+    CHECK_THROWS_WITH_AS(pr::load_plan("/nonexistent/plan.json"), doctest::Contains("file not found"), sgp::error);
+}
+
+TEST_CASE("the source work's activation-sparsity rule, on hand-made groups") {
+    const pr::rules::activation_sparsity rule;
+    // C = 10, s = 0.3: k = 3 -> threshold = 4th smallest; scores <= it are removed (4).
+    const auto a = stats({0.9f, 0.1f, 0.5f, 0.2f, 0.8f, 0.3f, 0.7f, 0.4f, 0.6f, 1.0f}, 0.3);
+    // s = 0.8: k = 8 >= C/2 -> k = floor(0.5 * 10 * 0.8) = 4 -> 5 removed.
+    const auto b = stats({0.9f, 0.1f, 0.5f, 0.2f, 0.8f, 0.3f, 0.7f, 0.4f, 0.6f, 1.0f}, 0.8);
+    // s below the 0.1 cut-off: nothing.
+    const auto c = stats({0.1f, 0.2f, 0.3f}, 0.09);
+    // Ties at the threshold are removed together.
+    const auto d = stats({0.5f, 0.5f, 0.5f, 0.9f}, 0.25);
+    CHECK(rule.remove_counts({a, b, c, d}) == std::vector<std::size_t>{4, 5, 0, 3});
+}
+
+TEST_CASE("knee, energy and global-percentile rules, on hand-made groups") {
+    // Sorted: 0.01 0.02 0.03 | 0.5 0.6: the largest jump is after the third.
+    const auto a = stats({0.5f, 0.01f, 0.6f, 0.03f, 0.02f});
+    CHECK(pr::rules::knee{}.remove_counts({a}) == std::vector<std::size_t>{3});
+    // Squares 1, 4, 9, 16, 70 (total 100): within 6 % -> remove 1 and 4 (5 %), not 9 (14 %).
+    const auto e = stats({4.f, 1.f, std::sqrt(70.f), 2.f, 3.f});
+    CHECK(pr::rules::energy{0.06}.remove_counts({e}) == std::vector<std::size_t>{2});
+    CHECK(pr::rules::energy{0.0}.remove_counts({e}) == std::vector<std::size_t>{0});
+    // Global: 8 channels over two groups, remove the lowest half wherever they are.
+    const auto g1 = stats({0.1f, 0.2f, 0.3f, 0.4f}), g2 = stats({0.05f, 0.9f, 0.8f, 0.7f});
+    CHECK(pr::rules::global_percentile{0.5}.remove_counts({g1, g2}) == std::vector<std::size_t>{3, 1});
+    // A global threshold can empty a whole group.
+    const auto low = stats({0.01f, 0.02f}), high = stats({0.5f, 0.6f, 0.7f});
+    CHECK(pr::rules::global_percentile{0.4}.remove_counts({low, high}) == std::vector<std::size_t>{2, 0});
+}
+
+TEST_CASE("options: minimum channels, rounding to the DPU's channel parallelism") {
+    CHECK(pr::apply_options(0, 64, {}) == 2);
+    CHECK(pr::apply_options(0, 64, {.min_channels = 0}) == 1);
+    CHECK(pr::apply_options(9, 64, {.round_to = 8}) == 16);
+    CHECK(pr::apply_options(60, 64, {.round_to = 16}) == 64);
+    CHECK(pr::apply_options(5, 4, {}) == 4);
+    CHECK(pr::top_channels({0.3f, 0.9f, 0.1f, 0.9f, 0.5f}, 3) == std::vector<std::size_t>{1, 3, 4});
+}
+
+TEST_CASE("prune() measures, decides, removes and reports; emptied layers are flagged") {
+    auto net = make_net();
+    sgp::dataset ds;
+    ds.channels = 2;
+    ds.height = ds.width = 8;
+    ds.classes = 3;
+    sgp::rng r(4);
+    for (int i = 0; i < 24; ++i) {
+        ds.labels.push_back(static_cast<std::uint8_t>(i % 3));
+        for (int p = 0; p < 128; ++p) ds.images.push_back(static_cast<std::uint8_t>(r.below(256)));
+    }
+    sgp::batch_loader calib(ds, {.batch = 8, .shuffle = false});
+    const auto st = pr::collect_stats(net, pr::scores::gamma_magnitude{}, calib);
+    REQUIRE(st.size() == 3);
+    for (const auto& s : st) {
+        CHECK(s.next_zero_fraction > 0.0);  // post-ReLU activations hold zeros
+        CHECK(s.next_zero_fraction < 1.0);
+    }
+    // Taylor scores leave the running statistics as they were.
+    std::vector<float> rv(net.layer<1>().out_channels());
+    net.for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {
+        if (k == "1.running_mean") std::copy(t.value, t.value + t.size(), rv.begin());
+    });
+    const auto ts = pr::collect_stats(net, pr::scores::taylor{}, calib);
+    net.for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {
+        if (k == "1.running_mean") CHECK(std::equal(rv.begin(), rv.end(), t.value));
+    });
+    CHECK(std::any_of(ts[0].score.begin(), ts[0].score.end(), [](float v) { return v > 0.f; }));
+
+    const auto rep = pr::prune_with(net, st, pr::rules::global_percentile{0.6}, {.min_channels = 1});
+    CHECK(rep.params_after < rep.params_before);
+    CHECK(rep.macs_after < rep.macs_before);
+    CHECK(rep.params_after == net.active_parameter_count());
+    for (std::size_t i = 0; i < 3; ++i) CHECK(rep.layers[i].channels_after == net.widths()[rep.layers[i].layer + 1]);
+    sgp::json_writer j;
+    pr::write_json(j, rep);
+    CHECK(j.str().find("\"channels_before\": 6") != std::string::npos);
+
+    // Hand-made scores that a global threshold empties in one group.
+    auto fresh = make_net();
+    auto st2 = pr::collect_stats(fresh, pr::scores::gamma_magnitude{}, calib);
+    for (auto& s : st2[1].score) s = 1e-6f;
+    const auto rep2 = pr::prune_with(fresh, st2, pr::rules::global_percentile{0.3});
+    CHECK(rep2.emptied_layers() == 1);
+    CHECK(rep2.layers[1].emptied);
+    CHECK(rep2.layers[1].channels_after == 2);  // min_channels keeps the network runnable
+}
+
+TEST_CASE("the global threshold for a parameter budget meets it") {
+    auto net = make_net();
+    std::vector<pr::group_stats> st;
+    for (const auto& g : pr::channel_groups<net_t>) {
+        auto s = stats(sgp_test::random_vector(g.capacity, g.producer, 0.f, 1.f));
+        s.group = g;
+        st.push_back(s);
+    }
+    const std::size_t budget = net.active_parameter_count() / 2;
+    const auto rule = pr::global_for_budget(net, st, budget);
+    pr::prune_with(net, st, rule);
+    CHECK(net.active_parameter_count() <= budget);
+}
+
+TEST_CASE("a pruned network keeps training (optimizer state follows the new shapes)") {
+    sgp::trainer<net_t> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .nesterov = true}};
+    auto& net = t.net();
+    net.reserve(4);
+    const auto x = sgp_test::random_vector(4 * 128, 5);
+    const int labels[4] = {0, 1, 2, 0};
+    std::copy(x.begin(), x.end(), net.input_buffer());
+    t.train_step(labels, 4, 0.05f);
+    auto p = pr::current_plan(net);
+    p.layers[0].keep = {0, 1, 2};
+    p.layers[1].keep = {2, 4};
+    pr::apply(net, p);
+    double first = 0, last = 0;
+    for (int s = 0; s < 30; ++s) {
+        std::copy(x.begin(), x.end(), net.input_buffer());
+        const double l = t.train_step(labels, 4, 0.05f).loss;
+        (s == 0 ? first : last) = l;
+    }
+    CHECK(last < first);
+}
