@@ -109,11 +109,16 @@ TEST_CASE("parallel_for covers every index exactly once and rethrows worker exce
         });
         for (int h : hits) CHECK(h == 1);
     }
+#if !defined(SGP_NO_THREADS)
+    CHECK(pool.size() == 2);
     CHECK_THROWS_AS(pool.parallel_for(100, 1,
                                       [&](std::size_t b, std::size_t) {
                                           if (b > 0) throw sgp::error("worker");
                                       }),
                     sgp::error);
+#else
+    CHECK(pool.size() == 1);  // a single-threaded build never creates a thread
+#endif
     sgp::thread_pool single(1);
     CHECK(single.size() == 1);
 }
