@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
 for preset in default sanitize; do
   echo "== $preset build"
-  cmake --preset "$preset" >/dev/null
+  # Explicit: a build folder configured by demo.sh has the tests switched off.
+  cmake --preset "$preset" -DSGP_BUILD_TESTS=ON -DSGP_BUILD_EXAMPLES=ON >/dev/null
   cmake --build --preset "$preset" -j 2
   ctest --preset "$preset"
 done
