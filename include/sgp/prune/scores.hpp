@@ -62,7 +62,7 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
     }
     net.reserve(calib.options().batch);
     std::vector<int> labels(calib.options().batch);
-    std::vector<double> zeros(groups.size(), 0), values(groups.size(), 0), taylor(0);
+    std::vector<double> zeros(groups.size(), 0), values(groups.size(), 0);
     run_context cx;
     cx.pool = pool;
     calib.start_epoch(0);
