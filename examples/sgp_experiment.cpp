@@ -19,12 +19,13 @@ namespace {
 
 struct options {
     std::string model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir, dir = "runs/sgp", json,
-                rule = "sparsity", score = "gamma";
-    std::size_t baseline_epochs = 3, sparse_epochs = 3, rounds = 4, finetune_epochs = 1, batch = 64,
+                rule = "sparsity", score = "gamma", sparsity_at = "input";
+    std::size_t baseline_epochs = 3, sparse_epochs = 3, rounds = 4, finetune_epochs = 1, final_epochs = 0, batch = 64,
                 threads = std::max(1u, std::thread::hardware_concurrency()), limit = 0, test_limit = 0,
                 calib_images = 2048, round_to = 1, min_channels = 2;
     std::uint64_t seed = 1;
-    float lr = 0.05f, finetune_lr = 0.01f, lambda = 1e-4f, budget = 1.2f;
+    float lr = 0.05f, finetune_lr = 0.01f, lambda = 1e-4f, finetune_lambda = -1.f, budget = 1.2f,
+          round_budget = -1.f, target_params = 0.f, target_macs = 0.f;
 };
 
 const char* usage =
@@ -33,10 +34,17 @@ const char* usage =
     "  --baseline-epochs N    unpruned baseline training (default 3)\n"
     "  --sparse-epochs N      sparsity training, L1 on BN gammas (default 3)\n"
     "  --lambda X             sparsity strength (default 1e-4)\n"
-    "  --rounds N             pruning rounds (default 4), each followed by --finetune-epochs N (default 1)\n"
+    "  --rounds N             at most N pruning rounds (default 4), each followed by --finetune-epochs N\n"
+    "                         (default 1) with sparsity --finetune-lambda X (default: --lambda)\n"
+    "  --target-params P      stop the rounds once P % of the parameters are removed (and --target-macs P)\n"
+    "  --final-epochs N       fine-tune the result N more epochs after the rounds (default 0)\n"
     "  --rule NAME            sparsity (the source work's rule, default), knee, energy\n"
+    "  --sparsity-at WHERE    the sparsity rule's measuring point: input (of the next layer, default, as\n"
+    "                         the source's code) or relu (the group's ReLU output, before any pool)\n"
     "  --score NAME           gamma (|gamma|, default) or taylor (|gamma * dL/dgamma|)\n"
-    "  --budget X             accuracy budget in points below the baseline (default 1.2)\n"
+    "  --budget X             accuracy budget of the result, points below the baseline (default 1.2)\n"
+    "  --round-budget X       a round ending more than X points below the baseline is undone and ends\n"
+    "                         the rounds (default: --budget)\n"
     "  --round-to N           round kept channels up to a multiple of N (default 1)\n"
     "  --min-channels N       never keep fewer channels per layer (default 2)\n"
     "  --lr X / --finetune-lr X   learning rates (default 0.05 / 0.01), cosine schedules\n"
@@ -53,6 +61,12 @@ options parse(int argc, char** argv) {
     f.text("--json", o.json);
     f.text("--rule", o.rule);
     f.text("--score", o.score);
+    f.text("--sparsity-at", o.sparsity_at);
+    f.size("--final-epochs", o.final_epochs);
+    f.real("--finetune-lambda", o.finetune_lambda);
+    f.real("--round-budget", o.round_budget);
+    f.real("--target-params", o.target_params);
+    f.real("--target-macs", o.target_macs);
     f.size("--baseline-epochs", o.baseline_epochs);
     f.size("--sparse-epochs", o.sparse_epochs);
     f.size("--rounds", o.rounds);
@@ -71,6 +85,10 @@ options parse(int argc, char** argv) {
     f.u64("--seed", o.seed);
     f.parse(argc, argv);
     if (o.batch < 2) throw sgp::error("--batch: batch norm needs at least 2 images per batch");
+    if (o.sparsity_at != "input" && o.sparsity_at != "relu")
+        throw sgp::error("--sparsity-at: '" + o.sparsity_at + "' is neither input nor relu");
+    if (o.finetune_lambda < 0) o.finetune_lambda = o.lambda;
+    if (o.round_budget < 0) o.round_budget = o.budget;
     return o;
 }
 
@@ -177,17 +195,36 @@ int run(const options& o) {
     pr::schedule_options so;
     so.max_rounds = o.rounds;
     so.finetune_epochs = o.finetune_epochs;
+    so.target_params_removed = o.target_params / 100.0;
+    so.target_macs_removed = o.target_macs / 100.0;
     so.reference_accuracy = baseline;
-    so.accuracy_budget = o.budget / 100.0;
+    so.accuracy_budget = o.round_budget / 100.0;
     so.fit.schedule = sgp::schedules::cosine{static_cast<double>(o.finetune_epochs), 0.f};
+    so.fit.sparsity = o.finetune_lambda;
 
     // 3. SGP: rounds of layer-wise pruning and fine-tuning, from the sparsity-trained network.
-    const std::string sgp_ckpt = o.dir + "/sgp.npz";
+    //    After every round the pruned network and its optimizer state are checkpointed
+    //    (<dir>/sgp_round.npz, then the round's report in state.json), so the rounds resume.
+    const std::string sgp_ckpt = o.dir + "/sgp.npz", round_ckpt = o.dir + "/sgp_round.npz",
+                      final_ckpt = o.dir + "/sgp_final.npz";
     auto& net = sparse->net();
+    std::size_t rounds_done = 0;
+    while (st.has("sgp_round_" + std::to_string(rounds_done + 1))) ++rounds_done;
     if (!st.has("sgp_accuracy")) {
         sparse->optimizer().lr = o.finetune_lr;
-        auto run_rule = [&](const auto& rule) {
+        if (!st.has("sgp_rounds_finished") && rounds_done > 0) {
+            sparse->load_checkpoint(round_ckpt);
+            if (static_cast<std::size_t>(st.number("sgp_round_checkpoint")) != rounds_done)
+                sgp::fail(round_ckpt, "holds round " + std::to_string(static_cast<std::size_t>(
+                                                           st.number("sgp_round_checkpoint"))) +
+                                          ", state.json " + std::to_string(rounds_done));
+            std::cerr << "== resuming SGP after round " << rounds_done << "\n";
+        }
+        if (!st.has("sgp_rounds_finished")) {
+            so.rounds_done = rounds_done;
             auto on_round = [&](const pr::round_report& r) {
+                sparse->save_checkpoint(round_ckpt);  // after an undone round: the restored network
+                st.set("sgp_round_checkpoint", static_cast<double>(r.round));
                 sgp::json_writer j;
                 pr::write_json(j, r);
                 st.set_json("sgp_round_" + std::to_string(r.round), j.str());
@@ -197,52 +234,82 @@ int run(const options& o) {
                              r.round, 100 * r.params_removed, 100 * r.macs_removed, 100 * r.accuracy_pruned,
                              100 * r.accuracy_finetuned, r.undone ? " (over budget: undone)" : "");
             };
-            if (o.score == "taylor")
-                return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::taylor{},
-                                              on_round);
-            return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::gamma_magnitude{},
-                                          on_round);
-        };
-        if (o.rule == "sparsity")
-            run_rule(pr::rules::activation_sparsity{});
-        else if (o.rule == "knee")
-            run_rule(pr::rules::knee{});
-        else if (o.rule == "energy")
-            run_rule(pr::rules::energy{});
-        else
-            throw sgp::error("--rule: unknown rule '" + o.rule + "' (sparsity, knee, energy)");
+            auto run_rule = [&](const auto& rule) {
+                if (o.score == "taylor")
+                    return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::taylor{},
+                                                  on_round);
+                return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po,
+                                              pr::scores::gamma_magnitude{}, on_round);
+            };
+            const auto site = o.sparsity_at == "relu" ? pr::rules::sparsity_site::relu_output
+                                                      : pr::rules::sparsity_site::consumer_input;
+            if (o.rule == "sparsity")
+                run_rule(pr::rules::activation_sparsity{.at = site});
+            else if (o.rule == "knee")
+                run_rule(pr::rules::knee{});
+            else if (o.rule == "energy")
+                run_rule(pr::rules::energy{});
+            else
+                throw sgp::error("--rule: unknown rule '" + o.rule + "' (sparsity, knee, energy)");
+            sparse->save_checkpoint(final_ckpt);
+            st.set("sgp_final_origin", static_cast<double>(sparse->epochs_done()));
+            st.set("sgp_rounds_finished", 1);
+        }
+        // The final fine-tuning of the pruned network, checkpointed per epoch, without sparsity.
+        sparse->load_checkpoint(final_ckpt);
+        if (!st.has("sgp_accuracy_rounds")) st.set("sgp_accuracy_rounds", sparse->evaluate(test).accuracy);
+        if (o.final_epochs > 0) {
+            const auto origin = static_cast<std::size_t>(st.number("sgp_final_origin"));
+            std::cerr << "== final fine-tuning, " << o.final_epochs << " epochs\n";
+            sgp::fit_options f;
+            f.schedule = sgp::schedules::cosine{static_cast<double>(o.final_epochs), 0.f};
+            f.schedule_origin = origin;
+            f.epochs = origin + o.final_epochs;
+            f.checkpoint = final_ckpt;
+            sparse->fit(train, f, &test);
+        }
         sgp::save_state_dict(net, sgp_ckpt);
         st.set("sgp_accuracy", sparse->evaluate(test).accuracy);
     } else {
         sgp::load_state_dict(net, sgp_ckpt);  // re-applies the pruned widths
     }
+    while (st.has("sgp_round_" + std::to_string(rounds_done + 1))) ++rounds_done;
     const double pruned_acc = st.number("sgp_accuracy");
     const std::size_t params_after = net.active_parameter_count(), macs_after = net.active_macs();
     const double latency_pruned = batch1_latency_ms(net, 200);
     pr::save_plan(pr::current_plan(net), o.dir + "/sgp_plan.json");
 
     // 4. Network Slimming's global threshold at the same parameter budget, from the same
-    //    sparsity-trained network, fine-tuned for as many epochs as SGP had in all.
+    //    sparsity-trained network, fine-tuned (without sparsity) for as many epochs as SGP
+    //    had after sparsity training, in one cosine schedule; checkpointed per epoch.
+    const std::size_t sgp_epochs = std::max<std::size_t>(1, rounds_done * o.finetune_epochs + o.final_epochs);
     if (!st.has("ns_accuracy")) {
-        std::cerr << "== Network Slimming global threshold at " << params_after << " parameters\n";
+        const std::string ns_ckpt = o.dir + "/ns.npz";
         auto ns = std::make_unique<sgp::trainer<Net>>(opt, to);
-        ns->load_checkpoint(o.dir + "/sparse.npz");
         ns->optimizer().lr = o.finetune_lr;
-        const auto stats = pr::collect_stats(ns->net(), pr::scores::gamma_magnitude{}, calib, &ns->pool());
-        const auto rule = pr::global_for_budget(ns->net(), stats, params_after, po);
-        const auto rep = pr::prune_with(ns->net(), stats, rule, po, "gamma_magnitude");
-        st.set("ns_accuracy_pruned", ns->evaluate(test).accuracy);
-        sgp::fit_options f = so.fit;
-        std::size_t sgp_epochs = 0;
-        for (std::size_t r = 1; st.has("sgp_round_" + std::to_string(r)); ++r) sgp_epochs += o.finetune_epochs;
-        f.schedule = sgp::schedules::cosine{static_cast<double>(std::max<std::size_t>(1, sgp_epochs)), 0.f};
-        f.schedule_origin = ns->epochs_done();
-        f.epochs = ns->epochs_done() + std::max<std::size_t>(1, sgp_epochs);
-        ns->fit(train, f, nullptr);
-        sgp::json_writer j;
-        pr::write_json(j, rep);
-        st.set_json("ns_pruning", j.str());
-        st.set("ns_fraction", rule.fraction);
+        if (!st.has("ns_pruning")) {
+            std::cerr << "== Network Slimming global threshold at " << params_after << " parameters\n";
+            ns->load_checkpoint(o.dir + "/sparse.npz");
+            const auto stats = pr::collect_stats(ns->net(), pr::scores::gamma_magnitude{}, calib, &ns->pool());
+            const auto rule = pr::global_for_budget(ns->net(), stats, params_after, po);
+            const auto rep = pr::prune_with(ns->net(), stats, rule, po, "gamma_magnitude");
+            st.set("ns_accuracy_pruned", ns->evaluate(test).accuracy);
+            st.set("ns_origin", static_cast<double>(ns->epochs_done()));
+            ns->save_checkpoint(ns_ckpt);
+            sgp::json_writer j;
+            pr::write_json(j, rep);
+            st.set("ns_fraction", rule.fraction);
+            st.set_json("ns_pruning", j.str());
+        }
+        ns->load_checkpoint(ns_ckpt);
+        const auto origin = static_cast<std::size_t>(st.number("ns_origin"));
+        std::cerr << "== Network Slimming fine-tuning, " << sgp_epochs << " epochs\n";
+        sgp::fit_options f;
+        f.schedule = sgp::schedules::cosine{static_cast<double>(sgp_epochs), 0.f};
+        f.schedule_origin = origin;
+        f.epochs = origin + sgp_epochs;
+        f.checkpoint = ns_ckpt;
+        ns->fit(train, f, &test);
         st.set("ns_accuracy", ns->evaluate(test).accuracy);
     }
 
@@ -259,12 +326,16 @@ int run(const options& o) {
         sgp::json_writer j;
         j.begin_object()
             .field("model", o.model)
-            .field("rule", o.rule)
+            .field("rule", o.rule == "sparsity" ? std::string("activation_sparsity") : o.rule)
+            .field("sparsity_measured_at", o.sparsity_at == "relu" ? "relu_output" : "consumer_input")
             .field("score", o.score)
             .field("baseline_accuracy", baseline)
             .field("sparse_accuracy", sparse_acc)
             .field("pruned_accuracy", pruned_acc)
+            .field("pruned_accuracy_before_final_finetuning", st.number("sgp_accuracy_rounds"))
             .field("accuracy_drop_points", 100 * (baseline - pruned_acc))
+            .field("accuracy_budget_points", static_cast<double>(o.budget))
+            .field("within_budget", 100 * (baseline - pruned_acc) <= o.budget)
             .field("params_before", Net::parameter_count)
             .field("params_after", params_after)
             .field("params_removed_percent", 100.0 * (1 - static_cast<double>(params_after) / Net::parameter_count))
@@ -278,6 +349,11 @@ int run(const options& o) {
             .field("sparse_epochs", o.sparse_epochs)
             .field("lambda", static_cast<double>(o.lambda))
             .field("finetune_epochs_per_round", o.finetune_epochs)
+            .field("finetune_lambda", static_cast<double>(o.finetune_lambda))
+            .field("rounds", rounds_done)
+            .field("final_finetune_epochs", o.final_epochs)
+            .field("target_params_removed_percent", static_cast<double>(o.target_params))
+            .field("target_macs_removed_percent", static_cast<double>(o.target_macs))
             .field("train_images", train_set.size())
             .field("seconds_this_invocation", seconds);
         j.key("layers").begin_array();
@@ -289,7 +365,7 @@ int run(const options& o) {
                 .field("channels_after", w[g.producer + 1])
                 .end_object();
         j.end_array();
-        j.key("rounds").begin_array();
+        j.key("round_reports").begin_array();
         for (std::size_t r = 1; st.has("sgp_round_" + std::to_string(r)); ++r)
             j.value_raw(sgp::dump(st.value("sgp_round_" + std::to_string(r))));
         j.end_array();
@@ -298,6 +374,9 @@ int run(const options& o) {
             .field("fraction", st.number("ns_fraction"))
             .field("accuracy_pruned", st.number("ns_accuracy_pruned"))
             .field("accuracy", st.number("ns_accuracy"))
+            .field("finetune_epochs", sgp_epochs)
+            .field("params_after", st.value("ns_pruning").at("params_after", "ns_pruning").index("params_after"))
+            .field("macs_after", st.value("ns_pruning").at("macs_after", "ns_pruning").index("macs_after"))
             .field("emptied_layers", st.value("ns_pruning").at("emptied_layers", "ns_pruning").index("emptied_layers"))
             .field("failed", st.value("ns_pruning").at("emptied_layers", "ns_pruning").index("emptied_layers") > 0);
         j.key("pruning").value_raw(sgp::dump(st.value("ns_pruning")));

@@ -65,6 +65,8 @@ TEST_CASE("channel groups follow the layer list") {
     static_assert(g[0].producer == 0 && g[0].norm == 1 && g[0].consumer == 4 && g[0].group == 1 && g[0].capacity == 6);
     static_assert(g[1].producer == 4 && g[1].consumer == 9 && g[1].group == 4 && g[1].capacity == 5);
     static_assert(g[2].producer == 9 && g[2].consumer == 13 && g[2].group == 1 && g[2].capacity == 7);
+    // The ReLU output (before the pool) is activation 3, 7 and 12.
+    static_assert(g[0].relu_output == 3 && g[1].relu_output == 7 && g[2].relu_output == 12);
     // The source work's VGG13BN: ten conv groups and the two 4096-wide classifier groups.
     constexpr auto& v = pr::channel_groups<sgp::models::vgg13bn_source<>>;
     static_assert(v.size() == 12 && v[10].capacity == 4096 && v[11].consumer == 43);
@@ -195,6 +197,13 @@ TEST_CASE("the source work's activation-sparsity rule, on hand-made groups") {
     // Ties at the threshold are removed together.
     const auto d = stats({0.5f, 0.5f, 0.5f, 0.9f}, 0.25);
     CHECK(rule.remove_counts({a, b, c, d}) == std::vector<std::size_t>{4, 5, 0, 3});
+
+    // Measured at the ReLU output instead: the same formula on relu_zero_fraction.
+    auto p = stats({0.9f, 0.1f, 0.5f, 0.2f, 0.8f, 0.3f, 0.7f, 0.4f, 0.6f, 1.0f}, 0.02);  // after a pool
+    p.relu_zero_fraction = 0.3;
+    CHECK(rule.remove_counts({p}) == std::vector<std::size_t>{0});
+    const pr::rules::activation_sparsity at_relu{.at = pr::rules::sparsity_site::relu_output};
+    CHECK(at_relu.remove_counts({p}) == std::vector<std::size_t>{4});
 }
 
 TEST_CASE("knee, energy and global-percentile rules, on hand-made groups") {
@@ -239,7 +248,12 @@ TEST_CASE("prune() measures, decides, removes and reports; emptied layers are fl
     for (const auto& s : st) {
         CHECK(s.next_zero_fraction > 0.0);  // post-ReLU activations hold zeros
         CHECK(s.next_zero_fraction < 1.0);
+        // A max pool keeps the largest of each window: fewer zeros after it than before.
+        CHECK(s.relu_zero_fraction > 0.0);
+        CHECK(s.relu_zero_fraction < 1.0);
     }
+    CHECK(st[0].relu_zero_fraction > st[0].next_zero_fraction);  // conv -> BN -> ReLU -> pool -> conv
+    CHECK(st[2].relu_zero_fraction == st[2].next_zero_fraction);  // ReLU -> dropout (identity in eval) -> linear
     // Taylor scores leave the running statistics as they were.
     std::vector<float> rv(net.layer<1>().out_channels());
     net.for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {

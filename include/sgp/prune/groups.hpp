@@ -16,6 +16,7 @@ struct channel_group {
     std::size_t producer = 0;  // layer index of the conv2d / linear whose outputs are the channels
     std::size_t norm = 0;      // its batch_norm (producer + 1)
     std::size_t consumer = 0;  // the next conv2d / linear; its input activation index is `consumer`
+    std::size_t relu_output = 0;  // activation index of the first ReLU's output between them (0: none)
     std::size_t group = 1;     // consumer inputs per channel: H*W after a flatten, else 1
     std::size_t capacity = 0;  // static channel count
 };
@@ -37,13 +38,14 @@ constexpr std::size_t find_groups(channel_group* out) {
     const auto& k = Net::kinds;
     for (std::size_t i = 0; i + 1 < Net::layer_count; ++i) {
         if (!produces(k[i]) || k[i + 1] != "batch_norm") continue;
-        std::size_t group = 1, j = i + 2;
+        std::size_t group = 1, j = i + 2, relu = 0;
         while (j < Net::layer_count && passes_channels(k[j])) {
             if (k[j] == "flatten") group = Net::shapes[j].plane();
+            if (k[j] == "relu" && relu == 0) relu = j + 1;
             ++j;
         }
         if (j == Net::layer_count || !produces(k[j])) continue;  // the last layer's channels are the classes
-        if (out) out[n] = channel_group{i, i + 1, j, group, Net::shapes[i + 1].c};
+        if (out) out[n] = channel_group{i, i + 1, j, relu, group, Net::shapes[i + 1].c};
         ++n;
     }
     return n;

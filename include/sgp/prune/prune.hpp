@@ -27,7 +27,7 @@ struct layer_report {
     std::size_t layer = 0;  // producer index
     std::string kind;
     std::size_t channels_before = 0, channels_after = 0;
-    double next_zero_fraction = 0;
+    double next_zero_fraction = 0, relu_zero_fraction = 0;
     bool emptied = false;  // the rule alone would have removed every channel
 };
 
@@ -76,6 +76,7 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
         l.kind = std::string(Net::kinds[s.group.producer]);
         l.channels_before = s.channels;
         l.next_zero_fraction = s.next_zero_fraction;
+        l.relu_zero_fraction = s.relu_zero_fraction;
         const std::size_t rule_keep = s.channels - std::min(remove[i], s.channels);
         l.emptied = rule_keep == 0 && s.channels > 0;
         const std::size_t keep = apply_options(rule_keep, s.channels, o);
@@ -135,6 +136,7 @@ inline void write_json(json_writer& j, const report& r) {
             .field("channels_before", l.channels_before)
             .field("channels_after", l.channels_after)
             .field("next_zero_fraction", l.next_zero_fraction)
+            .field("relu_zero_fraction", l.relu_zero_fraction)
             .field("emptied", l.emptied)
             .end_object();
     j.end_array().end_object();

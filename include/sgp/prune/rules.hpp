@@ -20,18 +20,28 @@ inline std::vector<float> sorted(std::vector<float> v) {
 }
 }  // namespace detail
 
+// Where the activation sparsity of a group is measured. The source's code measures the
+// input of the next layer; when a max pool sits between, the pool keeps the largest of each
+// window and almost no zeros survive (VGG's last blocks: s < 0.01), so the rule never prunes
+// those groups. At the ReLU output the same channels show the sparsity the pool hides.
+enum class sparsity_site { consumer_input, relu_output };
+
 // The source work's layer-wise rule. With s the fraction of zeros in the activations the
 // group feeds (post-ReLU, over the calibration set) and C its channels:
 // k = floor(C s), halved to floor(C s / 2) when k >= C/2, nothing when s < cutoff; every
 // channel whose score is <= the k-th smallest score is removed (k + 1 with distinct scores).
 struct activation_sparsity {
     double cutoff = 0.1;
+    sparsity_site at = sparsity_site::consumer_input;
     static constexpr const char* name = "activation_sparsity";
 
+    static double sparsity(const group_stats& g, sparsity_site at) {
+        return at == sparsity_site::relu_output ? g.relu_zero_fraction : g.next_zero_fraction;
+    }
     std::vector<std::size_t> remove_counts(const std::vector<group_stats>& groups) const {
         std::vector<std::size_t> out;
         for (const auto& g : groups) {
-            const double s = g.next_zero_fraction;
+            const double s = sparsity(g, at);
             const std::size_t C = g.channels;
             if (C == 0 || s < cutoff) {
                 out.push_back(0);

@@ -1,7 +1,8 @@
 #pragma once
 // Iterative pruning: prune -> fine-tune -> prune ... until a target of parameters or
-// multiply-adds removed is reached, the accuracy budget is exceeded (that round is then
-// undone), or the rule removes nothing more. One report per round.
+// multiply-adds removed is reached, a round ends over the accuracy budget (that round is then
+// undone), or the rule removes nothing more. One report per round. A final, longer
+// fine-tuning of the result is the caller's (trainer::fit), so that it checkpoints per epoch.
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -18,8 +19,14 @@ struct schedule_options {
     double target_params_removed = 0;  // fraction of the declared parameters; 0: no target
     double target_macs_removed = 0;    // fraction of the declared multiply-adds; 0: no target
     double reference_accuracy = -1;    // the unpruned accuracy (0-1); < 0: no accuracy budget
-    double accuracy_budget = 0.012;    // largest allowed drop below the reference, in accuracy (0-1)
+    double accuracy_budget = 0.012;    // largest allowed drop below the reference after a round (0-1)
     fit_options fit{};                 // fine-tuning options (schedule restarts every round)
+    std::size_t rounds_done = 0;       // rounds already done (resuming): numbering continues after them
+
+    bool target_reached(double params_removed, double macs_removed) const {
+        const bool any = target_params_removed > 0 || target_macs_removed > 0;
+        return any && params_removed >= target_params_removed && macs_removed >= target_macs_removed;
+    }
 };
 
 struct round_report {
@@ -38,7 +45,13 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
                                              const std::function<void(const round_report&)>& on_round = {}) {
     std::vector<round_report> rounds;
     auto& net = t.net();
-    for (std::size_t r = 1; r <= s.max_rounds; ++r) {
+    auto removed = [&](std::size_t now, std::size_t declared) {
+        return 1.0 - static_cast<double>(now) / static_cast<double>(declared);
+    };
+    for (std::size_t r = s.rounds_done + 1; r <= s.max_rounds; ++r) {
+        if (s.target_reached(removed(net.active_parameter_count(), Net::parameter_count),
+                             removed(net.active_macs(), Net::macs)))
+            break;
         const auto widths = net.widths();
         Net backup = net;
         round_report rr;
@@ -51,9 +64,8 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
         f.epochs = t.epochs_done() + s.finetune_epochs;
         t.fit(train, f, nullptr);
         rr.accuracy_finetuned = t.evaluate(test).accuracy;
-        rr.params_removed =
-            1.0 - static_cast<double>(rr.pruning.params_after) / static_cast<double>(Net::parameter_count);
-        rr.macs_removed = 1.0 - static_cast<double>(rr.pruning.macs_after) / static_cast<double>(Net::macs);
+        rr.params_removed = removed(rr.pruning.params_after, Net::parameter_count);
+        rr.macs_removed = removed(rr.pruning.macs_after, Net::macs);
         if (s.reference_accuracy >= 0 && rr.accuracy_finetuned < s.reference_accuracy - s.accuracy_budget) {
             net = std::move(backup);
             rr.undone = true;
@@ -61,9 +73,6 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
         rounds.push_back(rr);
         if (on_round) on_round(rr);
         if (rr.undone) break;
-        if ((s.target_params_removed > 0 && rr.params_removed >= s.target_params_removed) ||
-            (s.target_macs_removed > 0 && rr.macs_removed >= s.target_macs_removed))
-            break;
     }
     return rounds;
 }

@@ -18,6 +18,7 @@ struct group_stats {
     std::size_t channels = 0;       // active channels
     std::vector<float> score;       // one per active channel; low = pruned first
     double next_zero_fraction = 0;  // exact zeros in the consumer's input over the calibration set
+    double relu_zero_fraction = 0;  // exact zeros at the group's ReLU output (before any pool); 0 without ReLU
 };
 
 namespace scores {
@@ -63,6 +64,15 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
     net.reserve(calib.options().batch);
     std::vector<int> labels(calib.options().batch);
     std::vector<double> zeros(groups.size(), 0), values(groups.size(), 0);
+    std::vector<double> relu_zeros(groups.size(), 0), relu_values(groups.size(), 0);
+    auto count_zeros = [&](std::size_t act, std::size_t n, double& z, double& v) {
+        const std::size_t len = w[act] * n * Net::shapes[act].plane();
+        const float* a = net.activation(act);
+        std::size_t c = 0;
+        for (std::size_t k = 0; k < len; ++k) c += a[k] == 0.f;
+        z += static_cast<double>(c);
+        v += static_cast<double>(len);
+    };
     run_context cx;
     cx.pool = pool;
     calib.start_epoch(0);
@@ -72,16 +82,14 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
         cx.training = false;
         net.forward(n, cx);
         for (std::size_t i = 0; i < groups.size(); ++i) {
-            const std::size_t len = w[groups[i].consumer] * n * Net::shapes[groups[i].consumer].plane();
-            const float* a = net.activation(groups[i].consumer);
-            std::size_t z = 0;
-            for (std::size_t k = 0; k < len; ++k) z += a[k] == 0.f;
-            zeros[i] += static_cast<double>(z);
-            values[i] += static_cast<double>(len);
+            count_zeros(groups[i].consumer, n, zeros[i], values[i]);
+            if (groups[i].relu_output) count_zeros(groups[i].relu_output, n, relu_zeros[i], relu_values[i]);
         }
     }
-    for (std::size_t i = 0; i < groups.size(); ++i)
+    for (std::size_t i = 0; i < groups.size(); ++i) {
         out[i].next_zero_fraction = values[i] > 0 ? zeros[i] / values[i] : 0;
+        out[i].relu_zero_fraction = relu_values[i] > 0 ? relu_zeros[i] / relu_values[i] : 0;
+    }
 
     if constexpr (Score::needs_gradients) {
         // Training-mode passes update BN running statistics: keep and restore them.
