@@ -1,15 +1,22 @@
 // Training throughput (forward, backward, SGD step) of a VGG on random data, median of
-// several repeats. Usage: bench_train_throughput [--model vgg13bn|vgg13bn-source|demo]
-//   [--batch 64] [--threads 2] [--steps 5] [--repeats 5] [--json FILE]
-#include <algorithm>
-#include <chrono>
+// several repeats. Usage: bench_train_throughput --help
 #include <cstdio>
-#include <iostream>
 #include <sgp/sgp.hpp>
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace {
+
+const char* usage =
+    "bench_train_throughput [options]: training steps (forward, backward, SGD) on random data\n"
+    "  --model NAME     vgg13bn (default), vgg13bn-source, demo\n"
+    "  --batch N        images per step (default 64)\n"
+    "  --threads N      threads (default 2)\n"
+    "  --steps N        steps per timed repeat, at least (default 5)\n"
+    "  --repeats N      timed repeats, median reported (default 5)\n"
+    "  --json FILE      the figures as JSON\n";
 
 struct options {
     std::string model = "vgg13bn", json;
@@ -30,18 +37,14 @@ int run(const options& o) {
         for (std::size_t i = 0; i < o.batch * Net::input_shape.size(); ++i) x[i] = r.normal();
     };
     fill();
-    t.train_step(labels.data(), o.batch, 0.01f);  // warm-up: first-touch of every buffer
-    std::vector<double> rates;
-    for (std::size_t rep = 0; rep < o.repeats; ++rep) {
-        const auto t0 = std::chrono::steady_clock::now();
+    // Each timed call is `steps` training steps; at least 0.5 s per repeat.
+    const auto tm = bench::time_calls(o.repeats, 0.5, [&] {
         for (std::size_t s = 0; s < o.steps; ++s) t.train_step(labels.data(), o.batch, 0.01f);
-        const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        rates.push_back(static_cast<double>(o.steps * o.batch) / sec);
-    }
-    std::sort(rates.begin(), rates.end());
-    const double median = rates[rates.size() / 2];
+    });
+    const double per_call = static_cast<double>(o.steps * o.batch);
+    const double median = per_call / tm.median(), lo = per_call / tm.max(), hi = per_call / tm.min();
     std::printf("sgp %s training, batch %zu, %zu threads: %.1f images/s (median of %zu; min %.1f, max %.1f)\n",
-                o.model.c_str(), o.batch, o.threads, median, rates.size(), rates.front(), rates.back());
+                o.model.c_str(), o.batch, o.threads, median, tm.seconds.size(), lo, hi);
     if (!o.json.empty()) {
         sgp::json_writer j;
         j.begin_object()
@@ -50,9 +53,9 @@ int run(const options& o) {
             .field("batch", o.batch)
             .field("threads", o.threads)
             .field("images_per_second_median", median)
-            .field("images_per_second_min", rates.front())
-            .field("images_per_second_max", rates.back())
-            .field("repeats", rates.size())
+            .field("images_per_second_min", lo)
+            .field("images_per_second_max", hi)
+            .field("repeats", tm.seconds.size())
             .field("simd", sgp::simd::arch_name)
             .end_object();
         j.save(o.json);
@@ -63,31 +66,18 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
+    return example::guarded([&] {
         options o;
-        for (int i = 1; i + 1 < argc; i += 2) {
-            const std::string k = argv[i], v = argv[i + 1];
-            if (k == "--model")
-                o.model = v;
-            else if (k == "--batch")
-                o.batch = std::stoul(v);
-            else if (k == "--threads")
-                o.threads = std::stoul(v);
-            else if (k == "--steps")
-                o.steps = std::stoul(v);
-            else if (k == "--repeats")
-                o.repeats = std::stoul(v);
-            else if (k == "--json")
-                o.json = v;
-            else
-                throw sgp::error("unknown option " + k);
-        }
-        if (o.model == "vgg13bn") return run<sgp::models::vgg13bn<>>(o);
-        if (o.model == "vgg13bn-source") return run<sgp::models::vgg13bn_source<>>(o);
-        if (o.model == "demo") return run<sgp::models::vgg13bn_quarter<>>(o);
-        throw sgp::error("unknown model " + o.model);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
+        example::flags f(usage);
+        f.text("--model", o.model);
+        f.size("--batch", o.batch);
+        f.size("--threads", o.threads);
+        f.size("--steps", o.steps);
+        f.size("--repeats", o.repeats);
+        f.text("--json", o.json);
+        f.parse(argc, argv);
+        if (o.batch < 2 || o.threads == 0 || o.steps == 0)
+            throw sgp::error("--batch must be at least 2 (batch norm), --threads and --steps at least 1");
+        return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
+    });
 }

@@ -31,24 +31,25 @@ struct matrix {
     float at(std::size_t r, std::size_t c) const { return trans ? p[c * ld + r] : p[r * ld + c]; }
 };
 
-// Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row panels, k-major, zero padded.
-inline void pack_a(const matrix& a, std::size_t i0, std::size_t mc, std::size_t k0, std::size_t kc, float* out) {
-    for (std::size_t ir = 0; ir < mc; ir += MR) {
-        const std::size_t mr = std::min(MR, mc - ir);
+// Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into R-row panels, k-major, zero padded.
+template <std::size_t R = MR>
+void pack_a(const matrix& a, std::size_t i0, std::size_t mc, std::size_t k0, std::size_t kc, float* out) {
+    for (std::size_t ir = 0; ir < mc; ir += R) {
+        const std::size_t mr = std::min(R, mc - ir);
         float* panel = out + ir * kc;
         if (!a.trans) {
             for (std::size_t i = 0; i < mr; ++i) {
                 const float* src = a.p + (i0 + ir + i) * a.ld + k0;
-                for (std::size_t k = 0; k < kc; ++k) panel[k * MR + i] = src[k];
+                for (std::size_t k = 0; k < kc; ++k) panel[k * R + i] = src[k];
             }
         } else {
             for (std::size_t k = 0; k < kc; ++k) {
                 const float* src = a.p + (k0 + k) * a.ld + i0 + ir;
-                for (std::size_t i = 0; i < mr; ++i) panel[k * MR + i] = src[i];
+                for (std::size_t i = 0; i < mr; ++i) panel[k * R + i] = src[i];
             }
         }
-        for (std::size_t i = mr; i < MR; ++i)
-            for (std::size_t k = 0; k < kc; ++k) panel[k * MR + i] = 0.f;
+        for (std::size_t i = mr; i < R; ++i)
+            for (std::size_t k = 0; k < kc; ++k) panel[k * R + i] = 0.f;
     }
 }
 
@@ -76,12 +77,14 @@ inline void pack_b(const matrix& b, std::size_t k0, std::size_t kc, std::size_t 
     }
 }
 
-// acc(MR x NR) = sum_k a[k] (outer) b[k]; then C = acc or C += acc on the valid mr x nr part.
-inline void micro_kernel(std::size_t kc, const float* a, const float* b, float* c, std::size_t ldc, std::size_t mr,
-                         std::size_t nr, bool add) {
-    vec acc[MR][NV];
+// acc(R x NR) = sum_k a[k] (outer) b[k]; then C = acc or C += acc on the valid mr x nr part.
+// TC: C is stored transposed (tile element (i, j) at c[j * ldc + i]), for C^T = B^T A^T.
+template <std::size_t R, bool TC>
+void micro_kernel(std::size_t kc, const float* a, const float* b, float* c, std::size_t ldc, std::size_t mr,
+                  std::size_t nr, bool add) {
+    vec acc[R][NV];
 #pragma GCC unroll 16
-    for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t i = 0; i < R; ++i)
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < NV; ++j) acc[i][j] = vec(0.f);
     for (std::size_t k = 0; k < kc; ++k) {
@@ -89,15 +92,15 @@ inline void micro_kernel(std::size_t kc, const float* a, const float* b, float* 
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < NV; ++j) bv[j] = vec::load_aligned(b + k * NR + j * simd::width);
 #pragma GCC unroll 16
-        for (std::size_t i = 0; i < MR; ++i) {
-            const vec av(a[k * MR + i]);
+        for (std::size_t i = 0; i < R; ++i) {
+            const vec av(a[k * R + i]);
 #pragma GCC unroll 4
             for (std::size_t j = 0; j < NV; ++j) acc[i][j] = simd::fma(av, bv[j], acc[i][j]);
         }
     }
-    if (mr == MR && nr == NR) {
+    if (!TC && mr == R && nr == NR) {
 #pragma GCC unroll 16
-        for (std::size_t i = 0; i < MR; ++i)
+        for (std::size_t i = 0; i < R; ++i)
 #pragma GCC unroll 4
             for (std::size_t j = 0; j < NV; ++j) {
                 float* p = c + i * ldc + j * simd::width;
@@ -105,45 +108,109 @@ inline void micro_kernel(std::size_t kc, const float* a, const float* b, float* 
             }
         return;
     }
-    alignas(64) float tile[MR * NR];
-    for (std::size_t i = 0; i < MR; ++i)
+    alignas(64) float tile[R * NR];
+    for (std::size_t i = 0; i < R; ++i)
         for (std::size_t j = 0; j < NV; ++j) acc[i][j].store_aligned(tile + i * NR + j * simd::width);
-    for (std::size_t i = 0; i < mr; ++i)
+    if constexpr (TC) {
         for (std::size_t j = 0; j < nr; ++j)
-            c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+            for (std::size_t i = 0; i < mr; ++i)
+                c[j * ldc + i] = add ? c[j * ldc + i] + tile[i * NR + j] : tile[i * NR + j];
+    } else {
+        for (std::size_t i = 0; i < mr; ++i)
+            for (std::size_t j = 0; j < nr; ++j)
+                c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+    }
 }
 
-// The blocked loops over rows [m0, m1) and columns [n0, n1) of C, on this thread.
-inline void gemm_range(const matrix& a, const matrix& b, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
-                       std::size_t K, float* C, std::size_t ldc, bool accumulate) {
+// The blocked loops over rows [m0, m1) and columns [n0, n1) of C (of C^T when TC), on this
+// thread. apre / bpre: op(A) / op(B) already packed whole (pack_whole_a / pack_whole_b, with
+// apre_rows / bpre_cols their padded sizes), or null to pack per block.
+template <std::size_t R, bool TC>
+void gemm_range(const matrix& a, const matrix& b, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
+                std::size_t K, float* C, std::size_t ldc, bool accumulate, const float* apre, std::size_t apre_rows,
+                const float* bpre, std::size_t bpre_cols) {
+    constexpr std::size_t mcb = R * (MC / MR);
     thread_local aligned_buffer<float> apack, bpack;
-    apack.reserve(MC * KC);
-    bpack.reserve(KC * NC);
+    if (!apre) apack.reserve(mcb * KC);
+    if (!bpre) bpack.reserve(KC * NC);
     for (std::size_t jc = n0; jc < n1; jc += NC) {
         const std::size_t nc = std::min(NC, n1 - jc);
         for (std::size_t pc = 0; pc < K; pc += KC) {
             const std::size_t kc = std::min(KC, K - pc);
             const bool add = accumulate || pc > 0;
-            pack_b(b, pc, kc, jc, nc, bpack.data());
-            for (std::size_t ic = m0; ic < m1; ic += MC) {
-                const std::size_t mc = std::min(MC, m1 - ic);
-                pack_a(a, ic, mc, pc, kc, apack.data());
+            const float* bp = bpre ? bpre + pc * bpre_cols + jc * kc : bpack.data();
+            if (!bpre) pack_b(b, pc, kc, jc, nc, bpack.data());
+            for (std::size_t ic = m0; ic < m1; ic += mcb) {
+                const std::size_t mc = std::min(mcb, m1 - ic);
+                const float* ap = apre ? apre + pc * apre_rows + ic * kc : apack.data();
+                if (!apre) pack_a<R>(a, ic, mc, pc, kc, apack.data());
                 for (std::size_t jr = 0; jr < nc; jr += NR)
-                    for (std::size_t ir = 0; ir < mc; ir += MR)
-                        micro_kernel(kc, apack.data() + ir * kc, bpack.data() + jr * kc, C + (ic + ir) * ldc + jc + jr,
-                                     ldc, std::min(MR, mc - ir), std::min(NR, nc - jr), add);
+                    for (std::size_t ir = 0; ir < mc; ir += R) {
+                        float* c = TC ? C + (jc + jr) * ldc + ic + ir : C + (ic + ir) * ldc + jc + jr;
+                        micro_kernel<R, TC>(kc, ap + ir * kc, bp + jr * kc, c, ldc, std::min(R, mc - ir),
+                                            std::min(NR, nc - jr), add);
+                    }
             }
         }
     }
 }
 
+// op(B) [K x N] packed whole, block after block of KC rows, each block in NR-column panels:
+// block pc starts at pc * round_up(N, NR), panel jr of it at jr * kc.
+inline std::size_t whole_b_size(std::size_t K, std::size_t N) {
+    return K * ((N + NR - 1) / NR * NR);
+}
+inline void pack_whole_b(const matrix& b, std::size_t K, std::size_t N, float* out) {
+    const std::size_t cols = (N + NR - 1) / NR * NR;
+    for (std::size_t pc = 0; pc < K; pc += KC) pack_b(b, pc, std::min(KC, K - pc), 0, N, out + pc * cols);
+}
+// op(A) [M x K] likewise, in MR-row panels: block pc at pc * round_up(M, MR), panel ir at ir * kc.
+inline std::size_t whole_a_size(std::size_t M, std::size_t K) {
+    return K * ((M + MR - 1) / MR * MR);
+}
+inline void pack_whole_a(const matrix& a, std::size_t M, std::size_t K, float* out) {
+    const std::size_t rows = (M + MR - 1) / MR * MR;
+    for (std::size_t pc = 0; pc < K; pc += KC) pack_a<MR>(a, 0, M, pc, std::min(KC, K - pc), out + pc * rows);
+}
+
 }  // namespace gemm_detail
+
+// Weights packed once for repeated products (inference): the left operand op(A) of gemm()
+// kept in the layout its micro-kernel reads. The owner calls invalidate() whenever A changes.
+class packed_weights {
+public:
+    void invalidate() { valid_ = false; }
+    bool valid() const { return valid_; }
+
+private:
+    friend void gemm(bool, bool, std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*,
+                     std::size_t, float*, std::size_t, bool, thread_pool*, packed_weights*);
+    // Packs op(A) for the order gemm() uses at this N, unless already there.
+    template <class Pack>
+    const float* get(bool transposed, std::size_t m, std::size_t k, std::size_t size, Pack&& pack) {
+        if (!valid_ || transposed_ != transposed || m_ != m || k_ != k) {
+            data_.reserve(size);
+            pack(data_.data());
+            m_ = m, k_ = k, transposed_ = transposed, valid_ = true;
+        }
+        return data_.data();
+    }
+    aligned_buffer<float> data_;
+    std::size_t m_ = 0, k_ = 0;
+    bool valid_ = false, transposed_ = false;
+};
 
 // C[M x N] = op(A)[M x K] * op(B)[K x N] (+ C if accumulate). lda/ldb/ldc are the row
 // strides of A, B, C as stored (A is stored K x M when trans_a).
+//
+// With few columns (N <= 16: a deep layer's pixels at batch 1) an NR-wide tile would be mostly
+// padding and packing op(A) would cost as much as the product, so it computes
+// C^T = op(B)^T op(A)^T instead, with tiles of 4 or 8 rows over N and NR columns over M. Both orders sum every element over k in the same sequence: the
+// results are bit-identical. `cache`, when given, holds op(A) packed for that order and is
+// reused while valid (weights of a layer in inference).
 inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, const float* A,
                  std::size_t lda, const float* B, std::size_t ldb, float* C, std::size_t ldc, bool accumulate,
-                 thread_pool* pool = nullptr) {
+                 thread_pool* pool = nullptr, packed_weights* cache = nullptr) {
     using namespace gemm_detail;
     if (M == 0 || N == 0) return;
     if (K == 0) {
@@ -152,13 +219,34 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::
         return;
     }
     const matrix a{A, lda, trans_a}, b{B, ldb, trans_b};
+    if (N <= 16) {
+        // C^T [N x M] = op(B)^T [N x K] * op(A)^T [K x M]; the weights are the packed-whole side.
+        const matrix bt{B, ldb, !trans_b}, at{A, lda, !trans_a};
+        const float* wpre =
+            cache ? cache->get(true, M, K, whole_b_size(K, M), [&](float* out) { pack_whole_b(at, K, M, out); })
+                  : nullptr;
+        const std::size_t cols = (M + NR - 1) / NR * NR;
+        auto run = [&](std::size_t m0, std::size_t m1) {
+            if (N <= 4)
+                gemm_range<4, true>(bt, at, 0, N, m0, m1, K, C, ldc, accumulate, nullptr, 0, wpre, cols);
+            else
+                gemm_range<8, true>(bt, at, 0, N, m0, m1, K, C, ldc, accumulate, nullptr, 0, wpre, cols);
+        };
+        parallel_for(pool, M, NR, run);
+        return;
+    }
+    const float* apre =
+        cache ? cache->get(false, M, K, whole_a_size(M, K), [&](float* out) { pack_whole_a(a, M, K, out); }) : nullptr;
+    const std::size_t rows = (M + MR - 1) / MR * MR;
     // Split the larger side of C between threads, in whole register tiles.
     if (N >= M)
-        parallel_for(pool, N, NR,
-                     [&](std::size_t n0, std::size_t n1) { gemm_range(a, b, 0, M, n0, n1, K, C, ldc, accumulate); });
+        parallel_for(pool, N, NR, [&](std::size_t n0, std::size_t n1) {
+            gemm_range<MR, false>(a, b, 0, M, n0, n1, K, C, ldc, accumulate, apre, rows, nullptr, 0);
+        });
     else
-        parallel_for(pool, M, MR,
-                     [&](std::size_t m0, std::size_t m1) { gemm_range(a, b, m0, m1, 0, N, K, C, ldc, accumulate); });
+        parallel_for(pool, M, MR, [&](std::size_t m0, std::size_t m1) {
+            gemm_range<MR, false>(a, b, m0, m1, 0, N, K, C, ldc, accumulate, apre, rows, nullptr, 0);
+        });
 }
 
 // The plain triple loop, for tests: the same contract as gemm().

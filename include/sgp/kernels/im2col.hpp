@@ -10,6 +10,17 @@
 
 namespace sgp::kernels {
 
+// The output columns ox whose input column ox * stride + kx - pad lies inside [0, w).
+struct valid_span {
+    std::size_t lo, hi;  // [lo, hi), lo <= hi
+};
+inline valid_span valid_columns(std::size_t ow, std::size_t w, std::size_t stride, std::size_t kx, std::size_t pad) {
+    // ox * stride + kx >= pad  and  ox * stride + kx < w + pad
+    const std::size_t lo = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
+    const std::size_t hi = w + pad > kx ? std::min(ow, (w + pad - kx + stride - 1) / stride) : 0;
+    return {std::min(lo, hi), hi};
+}
+
 struct conv_geometry {
     std::size_t n, c, h, w;  // batch, active input channels, input map
     std::size_t k, stride, pad;
@@ -25,6 +36,7 @@ inline void im2col(const conv_geometry& g, const float* x, float* col, thread_po
     parallel_for(pool, g.rows(), 1, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t c = r / (g.k * g.k), ky = r / g.k % g.k, kx = r % g.k;
+            const auto [lo, hi] = valid_columns(g.ow, g.w, g.stride, kx, g.pad);
             float* out = col + r * cols;
             for (std::size_t n = 0; n < g.n; ++n) {
                 const float* src = x + (c * g.n + n) * plane;
@@ -35,12 +47,16 @@ inline void im2col(const conv_geometry& g, const float* x, float* col, thread_po
                         std::fill_n(out, g.ow, 0.f);
                         continue;
                     }
-                    const float* row = src + static_cast<std::size_t>(iy) * g.w;
-                    for (std::size_t ox = 0; ox < g.ow; ++ox) {
-                        const std::ptrdiff_t ix =
-                            static_cast<std::ptrdiff_t>(ox * g.stride + kx) - static_cast<std::ptrdiff_t>(g.pad);
-                        out[ox] = (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.w)) ? 0.f : row[ix];
+                    // Columns outside the map are padding; the rest is a (strided) copy of one row.
+                    std::fill_n(out, lo, 0.f);
+                    if (lo < hi) {
+                        const float* row = src + static_cast<std::size_t>(iy) * g.w + lo * g.stride + kx - g.pad;
+                        if (g.stride == 1)
+                            std::copy_n(row, hi - lo, out + lo);
+                        else
+                            for (std::size_t ox = lo; ox < hi; ++ox) out[ox] = row[(ox - lo) * g.stride];
                     }
+                    std::fill(out + hi, out + g.ow, 0.f);
                 }
             }
         }
@@ -56,19 +72,16 @@ inline void col2im(const conv_geometry& g, const float* col, float* dx, thread_p
         for (std::size_t c = c0; c < c1; ++c)
             for (std::size_t ky = 0; ky < g.k; ++ky)
                 for (std::size_t kx = 0; kx < g.k; ++kx) {
+                    const auto [lo, hi] = valid_columns(g.ow, g.w, g.stride, kx, g.pad);
                     const float* in = col + ((c * g.k + ky) * g.k + kx) * cols;
                     for (std::size_t n = 0; n < g.n; ++n) {
                         float* dst = dx + (c * g.n + n) * plane;
                         for (std::size_t oy = 0; oy < g.oh; ++oy, in += g.ow) {
                             const std::ptrdiff_t iy =
                                 static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
-                            if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) continue;
-                            float* row = dst + static_cast<std::size_t>(iy) * g.w;
-                            for (std::size_t ox = 0; ox < g.ow; ++ox) {
-                                const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx) -
-                                                          static_cast<std::ptrdiff_t>(g.pad);
-                                if (ix >= 0 && ix < static_cast<std::ptrdiff_t>(g.w)) row[ix] += in[ox];
-                            }
+                            if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h) || lo == hi) continue;
+                            float* row = dst + static_cast<std::size_t>(iy) * g.w + lo * g.stride + kx - g.pad;
+                            for (std::size_t ox = lo; ox < hi; ++ox) row[(ox - lo) * g.stride] += in[ox];
                         }
                     }
                 }

@@ -54,9 +54,13 @@ struct conv2d {
             const float std = std::sqrt(2.f / static_cast<float>(In.c * K * K));
             for (auto& w : weight_) w = r.normal() * std;
             bias_.fill(0.f);
+            packed_.invalidate();
         }
 
-        void set_input_channels(std::size_t c) { cin_ = c; }
+        void set_input_channels(std::size_t c) {
+            cin_ = c;
+            packed_.invalidate();
+        }
         std::size_t input_channels() const { return cin_; }
         std::size_t out_channels() const { return cout_; }
         void set_out_channels(std::size_t c) { cout_ = c; }
@@ -72,8 +76,9 @@ struct conv2d {
                 kernels::im2col(g, x, cx.scratch->data(), cx.pool);
                 col = cx.scratch->data();
             }
+            // In evaluation the weights are packed once and reused (see for_each_tensor).
             kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), col, g.cols(), y, g.cols(),
-                          false, cx.pool);
+                          false, cx.pool, cx.training ? nullptr : &packed_);
             if constexpr (Bias) {
                 parallel_for(cx.pool, cout_, 1, [&](std::size_t o0, std::size_t o1) {
                     for (std::size_t o = o0; o < o1; ++o)
@@ -83,6 +88,7 @@ struct conv2d {
         }
 
         void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
+            packed_.invalidate();  // an optimizer step follows
             const auto g = geometry(n);
             const float* col = x;
             if (!g.identity()) {
@@ -107,8 +113,11 @@ struct conv2d {
             if (!g.identity()) kernels::col2im(g, dcol, dx, cx.pool);
         }
 
+        // Mutable access: the packed copy of the weights is dropped, and rebuilt by the next
+        // evaluation forward. Write weights through a tensor_ref obtained after the last forward.
         template <class F>
         void for_each_tensor(F&& f) {
+            packed_.invalidate();
             f(tensor_ref{
                 "weight", weight_.data(), dweight_.data(), {cout_, cin_, K, K}, tensor_role::parameter, nullptr});
             if constexpr (Bias)
@@ -118,12 +127,16 @@ struct conv2d {
         // Which of the declared channels each active output channel is (identity until pruned).
         std::span<const std::size_t> channel_origin() const { return {origin_.data(), cout_}; }
 
-        float* weight() { return weight_.data(); }
+        float* weight() {
+            packed_.invalidate();
+            return weight_.data();
+        }
         float* bias() { return bias_.data(); }
 
         // Pruning surgery: keep output channels `keep` (ascending indices into the active
         // ones), compacted to the front, and narrow the active width to match.
         void keep_outputs(std::span<const std::size_t> keep) {
+            packed_.invalidate();
             const std::size_t row = cin_ * K * K;
             sgp::detail::compact_rows(weight_.data(), row, keep);
             if constexpr (Bias) sgp::detail::compact_rows(bias_.data(), 1, keep);
@@ -133,6 +146,7 @@ struct conv2d {
         // Keep input channels `keep`; `group` must be 1 (a convolution reads whole channels).
         void keep_inputs(std::span<const std::size_t> keep, std::size_t group = 1) {
             if (group != 1) fail("conv2d", "input channel groups apply to linear layers after flatten only");
+            packed_.invalidate();
             sgp::detail::compact_columns(weight_.data(), cout_, cin_, K * K, keep);
             cin_ = keep.size();
         }
@@ -143,6 +157,7 @@ struct conv2d {
         }
         aligned_buffer<float> weight_, dweight_, bias_, dbias_;
         std::vector<std::size_t> origin_;
+        kernels::packed_weights packed_;
         std::size_t cin_ = In.c, cout_ = Out;
     };
 };

@@ -38,21 +38,28 @@ struct linear {
             const float b = 1.f / std::sqrt(static_cast<float>(In.c));
             for (auto& w : weight_) w = r.uniform(-b, b);
             for (auto& w : bias_) w = r.uniform(-b, b);
+            packed_.invalidate();
         }
 
-        void set_input_channels(std::size_t c) { in_ = c; }
+        void set_input_channels(std::size_t c) {
+            in_ = c;
+            packed_.invalidate();
+        }
         std::size_t input_channels() const { return in_; }
         std::size_t out_channels() const { return out_; }
         void set_out_channels(std::size_t c) { out_ = c; }
 
         // x is [In][N], y is [Out][N].
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
-            kernels::gemm(false, false, out_, n, in_, weight_.data(), in_, x, n, y, n, false, cx.pool);
+            // In evaluation the weights are packed once and reused (see for_each_tensor).
+            kernels::gemm(false, false, out_, n, in_, weight_.data(), in_, x, n, y, n, false, cx.pool,
+                          cx.training ? nullptr : &packed_);
             if constexpr (Bias)
                 for (std::size_t o = 0; o < out_; ++o)
                     for (std::size_t i = 0; i < n; ++i) y[o * n + i] += bias_[o];
         }
         void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
+            packed_.invalidate();  // an optimizer step follows
             kernels::gemm(false, true, out_, in_, n, dy, n, x, n, dweight_.data(), in_, false, cx.pool);
             if constexpr (Bias)
                 for (std::size_t o = 0; o < out_; ++o) {
@@ -63,8 +70,10 @@ struct linear {
             if (dx) kernels::gemm(true, false, in_, n, out_, weight_.data(), in_, dy, n, dx, n, false, cx.pool);
         }
 
+        // Mutable access drops the packed weights (as for conv2d).
         template <class F>
         void for_each_tensor(F&& f) {
+            packed_.invalidate();
             f(tensor_ref{"weight", weight_.data(), dweight_.data(), {out_, in_}, tensor_role::parameter, nullptr});
             if constexpr (Bias)
                 f(tensor_ref{"bias", bias_.data(), dbias_.data(), {out_}, tensor_role::parameter, nullptr});
@@ -73,12 +82,16 @@ struct linear {
         // Which of the declared channels each active output channel is (identity until pruned).
         std::span<const std::size_t> channel_origin() const { return {origin_.data(), out_}; }
 
-        float* weight() { return weight_.data(); }
+        float* weight() {
+            packed_.invalidate();
+            return weight_.data();
+        }
         float* bias() { return bias_.data(); }
 
         // Pruning surgery, as for conv2d. After flatten, input channel c owns the `group`
         // (= H*W) consecutive features c*group .. c*group + group-1.
         void keep_outputs(std::span<const std::size_t> keep) {
+            packed_.invalidate();
             sgp::detail::compact_rows(weight_.data(), in_, keep);
             if constexpr (Bias) sgp::detail::compact_rows(bias_.data(), 1, keep);
             for (std::size_t i = 0; i < keep.size(); ++i) origin_[i] = origin_[keep[i]];
@@ -86,6 +99,7 @@ struct linear {
         }
         void keep_inputs(std::span<const std::size_t> keep, std::size_t group = 1) {
             if (in_ % group) fail("linear", "input width is not a multiple of the channel group");
+            packed_.invalidate();
             sgp::detail::compact_columns(weight_.data(), out_, in_ / group, group, keep);
             in_ = keep.size() * group;
         }
@@ -93,6 +107,7 @@ struct linear {
     private:
         aligned_buffer<float> weight_, dweight_, bias_, dbias_;
         std::vector<std::size_t> origin_;
+        kernels::packed_weights packed_;
         std::size_t in_ = In.c, out_ = Out;
     };
 };

@@ -1,0 +1,143 @@
+// Per-kernel speed next to the machine's measured peak: a register-only FMA loop (the
+// ceiling no kernel can pass) and sgp's 3x3 convolution forward / backward-data /
+// backward-weights on every convolution shape of VGG13-BN at 32x32, batch 64.
+// Usage: bench_kernels --help
+#include <cstdio>
+#include <sgp/sgp.hpp>
+#include <string>
+#include <vector>
+
+#include "bench_util.hpp"
+
+namespace {
+
+const char* usage =
+    "bench_kernels [options]: FMA peak and 3x3 convolutions of VGG13-BN (32x32 input)\n"
+    "  --threads N      threads (default 2)\n"
+    "  --batch N        images (default 64)\n"
+    "  --repeats N      timed repeats, median reported (default 5)\n"
+    "  --json FILE      the figures as JSON\n";
+
+struct options {
+    std::string json;
+    std::size_t threads = 2, batch = 64, repeats = 5;
+};
+
+// 16 independent FMA chains per thread: enough to cover the FMA latency on two pipes.
+double fma_loop(std::size_t iterations) {
+    using sgp::simd::vec;
+    constexpr std::size_t chains = 16;
+    vec acc[chains];
+    for (std::size_t i = 0; i < chains; ++i) acc[i] = vec(static_cast<float>(i) * 1e-3f);
+    const vec m(0.999999f), a(1e-7f);
+    for (std::size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 16
+        for (std::size_t i = 0; i < chains; ++i) acc[i] = sgp::simd::fma(acc[i], m, a);
+    }
+    vec s = acc[0];
+    for (std::size_t i = 1; i < chains; ++i) s = s + acc[i];
+    alignas(64) float out[sgp::simd::width];
+    s.store_aligned(out);
+    return static_cast<double>(out[0]);
+}
+
+struct figure {
+    std::string name;
+    double flop = 0;
+    bench::timing t;
+    double gflops() const { return flop / t.median() * 1e-9; }
+};
+
+template <std::size_t Cin, std::size_t Cout, std::size_t HW>
+void conv_figures(const options& o, sgp::thread_pool* pool, std::vector<figure>& out) {
+    using layer = typename sgp::layers::conv3x3<Cout>::template bind<sgp::shape{Cin, HW, HW, false}>;
+    layer conv;
+    sgp::rng r(3);
+    conv.init(r);
+    const std::size_t n = o.batch;
+    sgp::aligned_buffer<float> x(Cin * n * HW * HW), y(Cout * n * HW * HW), dy(y.size()), dx(x.size()),
+        s1(layer::workspace(n)), s2(layer::workspace(n));
+    for (auto& v : x) v = r.normal();
+    for (auto& v : dy) v = r.normal();
+    sgp::run_context cx;
+    cx.pool = pool;
+    cx.scratch = &s1;
+    cx.scratch2 = &s2;
+    const double flop = 2.0 * static_cast<double>(layer::macs) * static_cast<double>(n);
+    const std::string shape = std::to_string(Cin) + "->" + std::to_string(Cout) + " " + std::to_string(HW) + "x" +
+                              std::to_string(HW) + " b" + std::to_string(n);
+    out.push_back({"conv3x3 forward " + shape, flop,
+                   bench::time_calls(o.repeats, 0.1, [&] { conv.forward(cx, x.data(), y.data(), n); })});
+    // backward() computes both weight and data gradients: 2x the forward's work.
+    out.push_back({"conv3x3 backward " + shape, 2 * flop,
+                   bench::time_calls(o.repeats, 0.1, [&] { conv.backward(cx, x.data(), y.data(), dy.data(), dx.data(), n); })});
+}
+
+int run(const options& o) {
+    sgp::thread_pool pool(o.threads);
+    sgp::thread_pool* p = o.threads > 1 ? &pool : nullptr;
+
+    constexpr std::size_t iters = 1u << 22;
+    volatile double sink = 0;
+    const auto peak_t = bench::time_calls(o.repeats, 0.1, [&] {
+        sgp::parallel_for(p, o.threads, 1, [&](std::size_t b, std::size_t e) {
+            for (std::size_t t = b; t < e; ++t) sink = sink + fma_loop(iters);
+        });
+    });
+    const double peak_flop = 2.0 * 16 * sgp::simd::width * static_cast<double>(iters) * static_cast<double>(o.threads);
+    const double peak = peak_flop / peak_t.median() * 1e-9;
+    std::printf("FMA peak, %zu thread(s), %s: %.1f GFLOP/s\n", o.threads, sgp::simd::arch_name, peak);
+
+    std::vector<figure> f;
+    conv_figures<1, 64, 32>(o, p, f);
+    conv_figures<64, 64, 32>(o, p, f);
+    conv_figures<64, 128, 16>(o, p, f);
+    conv_figures<128, 128, 16>(o, p, f);
+    conv_figures<128, 256, 8>(o, p, f);
+    conv_figures<256, 256, 8>(o, p, f);
+    conv_figures<256, 512, 4>(o, p, f);
+    conv_figures<512, 512, 4>(o, p, f);
+    conv_figures<512, 512, 2>(o, p, f);
+    for (const auto& k : f)
+        std::printf("%-40s %8.3f ms  %7.1f GFLOP/s  %5.1f %% of peak\n", k.name.c_str(), 1e3 * k.t.median(),
+                    k.gflops(), 100 * k.gflops() / peak);
+    if (!o.json.empty()) {
+        sgp::json_writer j;
+        j.begin_object()
+            .field("framework", "sgp")
+            .field("threads", o.threads)
+            .field("batch", o.batch)
+            .field("simd", sgp::simd::arch_name)
+            .field("fma_peak_gflops", peak);
+        j.key("kernels").begin_array();
+        for (const auto& k : f)
+            j.begin_object()
+                .field("name", k.name)
+                .field("flop", k.flop)
+                .field("ms_median", 1e3 * k.t.median())
+                .field("ms_min", 1e3 * k.t.min())
+                .field("ms_max", 1e3 * k.t.max())
+                .field("gflops_median", k.gflops())
+                .field("fraction_of_peak", k.gflops() / peak)
+                .end_object();
+        j.end_array().end_object();
+        j.save(o.json);
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return example::guarded([&] {
+        options o;
+        example::flags f(usage);
+        f.size("--threads", o.threads);
+        f.size("--batch", o.batch);
+        f.size("--repeats", o.repeats);
+        f.text("--json", o.json);
+        f.parse(argc, argv);
+        if (o.batch == 0 || o.threads == 0) throw sgp::error("--batch and --threads must be at least 1");
+        return run(o);
+    });
+}
