@@ -24,7 +24,7 @@ struct options {
                 threads = std::max(1u, std::thread::hardware_concurrency()), limit = 0, test_limit = 0,
                 calib_images = 2048, round_to = 1, min_channels = 2;
     std::uint64_t seed = 1;
-    float lr = 0.05f, finetune_lr = 0.01f, lambda = 1e-4f, finetune_lambda = -1.f, budget = 1.2f,
+    float lr = 0.05f, finetune_lr = 0.01f, final_lr = -1.f, lambda = 1e-4f, finetune_lambda = -1.f, budget = 1.2f,
           round_budget = -1.f, target_params = 0.f, target_macs = 0.f;
 };
 
@@ -37,7 +37,8 @@ const char* usage =
     "  --rounds N             at most N pruning rounds (default 4), each followed by --finetune-epochs N\n"
     "                         (default 1) with sparsity --finetune-lambda X (default: --lambda)\n"
     "  --target-params P      stop the rounds once P % of the parameters are removed (and --target-macs P)\n"
-    "  --final-epochs N       fine-tune the result N more epochs after the rounds (default 0)\n"
+    "  --final-epochs N       fine-tune the result N more epochs after the rounds (default 0), at\n"
+    "                         --final-lr X (default: --finetune-lr), cosine schedule, no sparsity\n"
     "  --rule NAME            sparsity (the source work's rule, default), knee, energy\n"
     "  --sparsity-at WHERE    the sparsity rule's measuring point: input (of the next layer, default, as\n"
     "                         the source's code) or relu (the group's ReLU output, before any pool)\n"
@@ -80,6 +81,7 @@ options parse(int argc, char** argv) {
     f.size("--min-channels", o.min_channels);
     f.real("--lr", o.lr);
     f.real("--finetune-lr", o.finetune_lr);
+    f.real("--final-lr", o.final_lr);
     f.real("--lambda", o.lambda);
     f.real("--budget", o.budget);
     f.u64("--seed", o.seed);
@@ -89,6 +91,7 @@ options parse(int argc, char** argv) {
         throw sgp::error("--sparsity-at: '" + o.sparsity_at + "' is neither input nor relu");
     if (o.finetune_lambda < 0) o.finetune_lambda = o.lambda;
     if (o.round_budget < 0) o.round_budget = o.budget;
+    if (o.final_lr < 0) o.final_lr = o.finetune_lr;
     return o;
 }
 
@@ -261,6 +264,7 @@ int run(const options& o) {
         if (o.final_epochs > 0) {
             const auto origin = static_cast<std::size_t>(st.number("sgp_final_origin"));
             std::cerr << "== final fine-tuning, " << o.final_epochs << " epochs\n";
+            sparse->optimizer().lr = o.final_lr;
             sgp::fit_options f;
             f.schedule = sgp::schedules::cosine{static_cast<double>(o.final_epochs), 0.f};
             f.schedule_origin = origin;
@@ -280,9 +284,18 @@ int run(const options& o) {
     pr::save_plan(pr::current_plan(net), o.dir + "/sgp_plan.json");
 
     // 4. Network Slimming's global threshold at the same parameter budget, from the same
-    //    sparsity-trained network, fine-tuned (without sparsity) for as many epochs as SGP
-    //    had after sparsity training, in one cosine schedule; checkpointed per epoch.
-    const std::size_t sgp_epochs = std::max<std::size_t>(1, rounds_done * o.finetune_epochs + o.final_epochs);
+    //    sparsity-trained network, fine-tuned (without sparsity, at --final-lr) for as many
+    //    epochs as SGP had after sparsity training, in one cosine schedule; checkpointed per epoch.
+    // The epochs that shaped SGP's result: kept rounds (an undone round's training was thrown
+    // away with it). Every round records its own (a resumed run may change --finetune-epochs).
+    std::size_t round_epochs = 0;
+    for (std::size_t r = 1; r <= rounds_done; ++r) {
+        const auto& rep = st.value("sgp_round_" + std::to_string(r));
+        if (rep.at("undone", "state.json").b) continue;
+        round_epochs += rep.fields.count("finetune_epochs") ? rep.at("finetune_epochs", "state.json").index("epochs")
+                                                            : o.finetune_epochs;
+    }
+    const std::size_t sgp_epochs = std::max<std::size_t>(1, round_epochs + o.final_epochs);
     if (!st.has("ns_accuracy")) {
         const std::string ns_ckpt = o.dir + "/ns.npz";
         auto ns = std::make_unique<sgp::trainer<Net>>(opt, to);
@@ -302,6 +315,7 @@ int run(const options& o) {
             st.set_json("ns_pruning", j.str());
         }
         ns->load_checkpoint(ns_ckpt);
+        ns->optimizer().lr = o.final_lr;  // as SGP's final fine-tuning
         const auto origin = static_cast<std::size_t>(st.number("ns_origin"));
         std::cerr << "== Network Slimming fine-tuning, " << sgp_epochs << " epochs\n";
         sgp::fit_options f;
@@ -348,10 +362,15 @@ int run(const options& o) {
             .field("baseline_epochs", o.baseline_epochs)
             .field("sparse_epochs", o.sparse_epochs)
             .field("lambda", static_cast<double>(o.lambda))
-            .field("finetune_epochs_per_round", o.finetune_epochs)
+            .field("finetune_epochs_rounds_total", round_epochs)
             .field("finetune_lambda", static_cast<double>(o.finetune_lambda))
             .field("rounds", rounds_done)
             .field("final_finetune_epochs", o.final_epochs)
+            .field("finetune_lr", static_cast<double>(o.finetune_lr))
+            .field("final_lr", static_cast<double>(o.final_lr))
+            .field("min_channels", o.min_channels)
+            .field("round_to", o.round_to)
+            .field("round_budget_points", static_cast<double>(o.round_budget))
             .field("target_params_removed_percent", static_cast<double>(o.target_params))
             .field("target_macs_removed_percent", static_cast<double>(o.target_macs))
             .field("train_images", train_set.size())

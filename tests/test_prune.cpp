@@ -1,6 +1,8 @@
 // Pruning: channel groups, surgery, plans, rules, options, costs, checkpoints.
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
 #include <sgp/sgp.hpp>
 
 #include "helpers.hpp"
@@ -310,6 +312,31 @@ TEST_CASE("a pruned network keeps training (optimizer state follows the new shap
     p.layers[0].keep = {0, 1, 2};
     p.layers[1].keep = {2, 4};
     pr::apply(net, p);
+
+    // Right after surgery the momentum buffers of the pruned tensors are stale (sized for the
+    // old shapes): a checkpoint leaves them out instead of writing their first elements under
+    // the new shapes, and the reloaded trainer restarts them like the original does.
+    const std::string ckpt = "prune_stale_momentum.npz";
+    t.save_checkpoint(ckpt);
+    const auto saved = sgp::load_npz(ckpt);
+    CHECK(saved.count("optimizer.0.weight.momentum_buffer") == 0);  // producer of group 0, pruned
+    CHECK(saved.count("optimizer.13.weight.momentum_buffer") == 1);  // the classifier, untouched
+    sgp::trainer<net_t> u{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .nesterov = true}};
+    u.load_checkpoint(ckpt);
+    std::remove(ckpt.c_str());
+    u.net().reserve(4);
+    std::copy(x.begin(), x.end(), net.input_buffer());
+    std::copy(x.begin(), x.end(), u.net().input_buffer());
+    CHECK(u.train_step(labels, 4, 0.05f).loss == t.train_step(labels, 4, 0.05f).loss);
+    auto weights = [](net_t& n) {
+        std::vector<float> w;
+        n.for_each_tensor([&](const std::string& k, const sgp::tensor_ref& r) {
+            if (k == "0.weight") w.assign(r.value, r.value + r.size());
+        });
+        return w;
+    };
+    CHECK(weights(net) == weights(u.net()));
+
     double first = 0, last = 0;
     for (int s = 0; s < 30; ++s) {
         std::copy(x.begin(), x.end(), net.input_buffer());

@@ -31,6 +31,7 @@ struct schedule_options {
 
 struct round_report {
     std::size_t round = 0;
+    std::size_t finetune_epochs = 0;
     report pruning;
     double accuracy_pruned = 0;                   // right after surgery, before fine-tuning
     double accuracy_finetuned = 0;                // after fine-tuning
@@ -54,8 +55,10 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
             break;
         const auto widths = net.widths();
         Net backup = net;
+        const sgd_state optimizer_backup = t.optimizer_state();
         round_report rr;
         rr.round = r;
+        rr.finetune_epochs = s.finetune_epochs;
         rr.pruning = prune(net, rule, calib, o, score, &t.pool());
         if (net.widths() == widths) break;  // the rule has nothing left to remove
         rr.accuracy_pruned = t.evaluate(test).accuracy;
@@ -68,6 +71,7 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
         rr.macs_removed = removed(rr.pruning.macs_after, Net::macs);
         if (s.reference_accuracy >= 0 && rr.accuracy_finetuned < s.reference_accuracy - s.accuracy_budget) {
             net = std::move(backup);
+            t.optimizer_state() = optimizer_backup;
             rr.undone = true;
         }
         rounds.push_back(rr);
@@ -80,6 +84,7 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
 inline void write_json(json_writer& j, const round_report& r) {
     j.begin_object()
         .field("round", r.round)
+        .field("finetune_epochs", r.finetune_epochs)
         .field("accuracy_pruned", r.accuracy_pruned)
         .field("accuracy_finetuned", r.accuracy_finetuned)
         .field("params_removed", r.params_removed)

@@ -185,13 +185,13 @@ public:
     void save_checkpoint(const std::string& path) {
         npz_archive a;
         add_state_dict(net_, a);
-        for (auto& [key, buf] : state_.buffers()) {
-            std::vector<std::size_t> dims;
-            net_.for_each_tensor([&](const std::string& k, const tensor_ref& t) {
-                if (k == key) dims = t.dims;
-            });
-            a["optimizer." + key + ".momentum_buffer"] = npy_array::from_floats(buf.data(), dims);
-        }
+        net_.for_each_tensor([&](const std::string& key, const tensor_ref& t) {
+            const auto it = state_.buffers().find(key);
+            // A buffer of another size is stale (its tensor was pruned since): the next step
+            // restarts it, so it is not saved.
+            if (it == state_.buffers().end() || it->second.size() != t.size()) return;
+            a["optimizer." + key + ".momentum_buffer"] = npy_array::from_floats(it->second.data(), t.dims);
+        });
         a["trainer.epoch"] = npy_array::from_int64(static_cast<std::int64_t>(epoch_));
         a["trainer.step"] = npy_array::from_int64(static_cast<std::int64_t>(step_));
         a["trainer.seed"] = npy_array::from_int64(static_cast<std::int64_t>(o_.seed));
