@@ -1,22 +1,67 @@
 #!/usr/bin/env bash
-# Training throughput of sgp and PyTorch 1.13 on the same network, in one invocation,
-# alternating the two so that machine noise hits both alike. Writes docs/results/bench_train_<model>_<threads>t.json.
-#   bench/run.sh [model] [threads]      (model: vgg13bn, vgg13bn-source, demo)
+# All benchmarks in one invocation, sgp next to PyTorch 1.13 (Debian's python3-torch) on the
+# same machine, each pair run back to back so that machine noise hits both alike:
+#   kernels    FMA peak and the 3x3 convolutions of VGG13-BN, 1 and 2 threads
+#   inference  VGG13-BN batch 1 (1 thread) and batch 64 (2 threads), full and pruned widths,
+#              against a frozen, inference-optimised TorchScript model
+#   training   VGG13-BN batch 64, 1 and 2 threads, against eager PyTorch
+#   compile    time to compile examples/train_fashion_mnist.cpp at -O2
+# Writes docs/results/bench.json (or $1) with every figure and the ratios sgp / PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-vgg13bn}
-threads=${2:-2}
+out=${1:-docs/results/bench.json}
 cmake --preset default >/dev/null
-cmake --build build/default --target bench_train_throughput -j 2 >/dev/null
-out=docs/results/bench_train_${model}_${threads}t.json
+cmake --build build/default --target bench_train_throughput bench_inference bench_kernels -j 2 >/dev/null
 tmp=$(mktemp -d)
-./build/default/bench/bench_train_throughput --model "$model" --threads "$threads" --json "$tmp/sgp.json"
-/usr/bin/python3 bench/reference/torch_train.py --model "$model" --threads "$threads" --json "$tmp/torch.json"
-/usr/bin/python3 - "$tmp/sgp.json" "$tmp/torch.json" "$out" <<'PY'
-import json, sys
-s, t = (json.load(open(p)) for p in sys.argv[1:3])
-ratio = s["images_per_second_median"] / t["images_per_second_median"]
-json.dump({"sgp": s, "pytorch": t, "ratio_sgp_over_pytorch": ratio}, open(sys.argv[3], "w"), indent=1)
-print(f"ratio sgp / PyTorch: {ratio:.2f}  -> {sys.argv[3]}")
+trap 'rm -rf "$tmp"' EXIT
+b=./build/default/bench
+py=/usr/bin/python3
+ref=bench/reference
+
+for t in 1 2; do $b/bench_kernels --threads $t --json "$tmp/kernels_${t}t.json"; done
+for w in full pruned; do
+  $b/bench_inference --widths $w --batch 1 --threads 1 --json "$tmp/sgp_infer_${w}_b1.json"
+  $py $ref/torch_infer.py --widths $w --batch 1 --threads 1 --json "$tmp/torch_infer_${w}_b1.json"
+  $b/bench_inference --widths $w --batch 64 --threads 2 --json "$tmp/sgp_infer_${w}_b64.json"
+  $py $ref/torch_infer.py --widths $w --batch 64 --threads 2 --json "$tmp/torch_infer_${w}_b64.json"
+done
+for t in 1 2; do
+  $b/bench_train_throughput --model vgg13bn --threads $t --json "$tmp/sgp_train_${t}t.json"
+  $py $ref/torch_train.py --model vgg13bn --threads $t --json "$tmp/torch_train_${t}t.json"
+done
+touch examples/train_fashion_mnist.cpp
+start=$(date +%s%N)
+cmake --build build/default --target train_fashion_mnist -j 1 >/dev/null
+compile=$(( ($(date +%s%N) - start) / 1000000 ))
+
+$py - "$tmp" "$out" "$compile" <<'PY'
+import json, os, platform, sys
+tmp, out, compile_s = sys.argv[1], sys.argv[2], float(sys.argv[3]) / 1000
+def load(name):
+    return json.load(open(os.path.join(tmp, name + ".json")))
+r = {"machine": {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+                 "cores": os.cpu_count(), "kernel": platform.release()},
+     "kernels": {f"{t}t": load(f"kernels_{t}t") for t in (1, 2)},
+     "inference": {}, "training": {}, "compile_seconds_train_fashion_mnist": compile_s}
+for w in ("full", "pruned"):
+    for b in ("b1", "b64"):
+        s, t = load(f"sgp_infer_{w}_{b}"), load(f"torch_infer_{w}_{b}")
+        r["inference"][f"{w}_{b}"] = {"sgp": s, "pytorch": t, "speedup_sgp_over_pytorch": t["ms_median"] / s["ms_median"]}
+for th in (1, 2):
+    s, t = load(f"sgp_train_{th}t"), load(f"torch_train_{th}t")
+    r["training"][f"{th}t"] = {"sgp": s, "pytorch": t,
+                               "ratio_sgp_over_pytorch": s["images_per_second_median"] / t["images_per_second_median"]}
+conv = next(k for k in r["kernels"]["2t"]["kernels"] if k["name"].startswith("conv3x3 forward 64->64"))
+r["floors"] = {
+    "training_b64_2t_ratio": r["training"]["2t"]["ratio_sgp_over_pytorch"],
+    "inference_full_b1_speedup": r["inference"]["full_b1"]["speedup_sgp_over_pytorch"],
+    "inference_pruned_b1_speedup": r["inference"]["pruned_b1"]["speedup_sgp_over_pytorch"],
+    "conv64_fwd_2t_fraction_of_peak": conv["fraction_of_peak"],
+    "compile_seconds": compile_s}
+tmpout = out + ".tmp"
+json.dump(r, open(tmpout, "w"), indent=1)
+os.replace(tmpout, out)
+for k, v in r["floors"].items():
+    print(f"{k:36s} {v:.3f}")
+print("->", out)
 PY
-rm -rf "$tmp"

@@ -132,6 +132,24 @@ TEST_CASE("im2col equals the definition for strides, paddings and kernels wider 
     }
 }
 
+TEST_CASE("a convolution's columns packed from the input equal im2col then gemm, bit for bit") {
+    sgp::thread_pool pool(2);
+    const sgp::kernels::conv_geometry geos[] = {{2, 3, 7, 6, 3, 2, 1, 4, 3},   {3, 2, 5, 5, 3, 1, 1, 5, 5},
+                                                {1, 4, 6, 6, 5, 1, 0, 2, 2},   {2, 1, 9, 4, 3, 3, 2, 4, 2},
+                                                {4, 30, 12, 12, 3, 1, 1, 12, 12}, {1, 3, 40, 40, 3, 1, 1, 40, 40}};
+    for (const auto& g : geos) {
+        const std::size_t M = 19;
+        const auto x = random_vector(g.c * g.n * g.h * g.w, 14), w = random_vector(M * g.rows(), 15);
+        std::vector<float> col(g.rows() * g.cols()), want(M * g.cols()), got(M * g.cols());
+        sgp::kernels::im2col(g, x.data(), col.data(), &pool);
+        sgp::kernels::gemm(false, false, M, g.cols(), g.rows(), w.data(), g.rows(), col.data(), g.cols(), want.data(),
+                           g.cols(), false, &pool);
+        sgp::kernels::gemm_source(false, M, g.cols(), g.rows(), w.data(), g.rows(), sgp::kernels::conv_columns{x.data(), g},
+                                  got.data(), g.cols(), false, &pool);
+        CHECK(got == want);
+    }
+}
+
 TEST_CASE("im2col places padding zeros and strided pixels") {
     // 1 channel, 1 image, 3x3 map, 3x3 kernel, stride 2, padding 1 -> 2x2 output.
     const sgp::kernels::conv_geometry g{1, 1, 3, 3, 3, 2, 1, 2, 2};

@@ -125,8 +125,8 @@ void micro_kernel(std::size_t kc, const float* a, const float* b, float* c, std:
 // The blocked loops over rows [m0, m1) and columns [n0, n1) of C (of C^T when TC), on this
 // thread. apre / bpre: op(A) / op(B) already packed whole (pack_whole_a / pack_whole_b, with
 // apre_rows / bpre_cols their padded sizes), or null to pack per block.
-template <std::size_t R, bool TC>
-void gemm_range(const matrix& a, const matrix& b, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
+template <std::size_t R, bool TC, class BSource = matrix>
+void gemm_range(const matrix& a, const BSource& b, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
                 std::size_t K, float* C, std::size_t ldc, bool accumulate, const float* apre, std::size_t apre_rows,
                 const float* bpre, std::size_t bpre_cols) {
     constexpr std::size_t mcb = R * (MC / MR);
@@ -182,10 +182,7 @@ public:
     void invalidate() { valid_ = false; }
     bool valid() const { return valid_; }
 
-private:
-    friend void gemm(bool, bool, std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*,
-                     std::size_t, float*, std::size_t, bool, thread_pool*, packed_weights*);
-    // Packs op(A) for the order gemm() uses at this N, unless already there.
+    // For gemm(): op(A) packed for the order it uses at this N, packed now unless already there.
     template <class Pack>
     const float* get(bool transposed, std::size_t m, std::size_t k, std::size_t size, Pack&& pack) {
         if (!valid_ || transposed_ != transposed || m_ != m || k_ != k) {
@@ -195,10 +192,31 @@ private:
         }
         return data_.data();
     }
+
+private:
     aligned_buffer<float> data_;
     std::size_t m_ = 0, k_ = 0;
     bool valid_ = false, transposed_ = false;
 };
+
+namespace gemm_detail {
+// The usual order: C in MR x NR tiles, threads splitting the larger side of C.
+template <class BSource>
+void gemm_usual(const matrix& a, const BSource& b, std::size_t M, std::size_t N, std::size_t K, float* C,
+                std::size_t ldc, bool accumulate, thread_pool* pool, packed_weights* cache) {
+    const float* apre =
+        cache ? cache->get(false, M, K, whole_a_size(M, K), [&](float* out) { pack_whole_a(a, M, K, out); }) : nullptr;
+    const std::size_t rows = (M + MR - 1) / MR * MR;
+    if (N >= M)
+        parallel_for(pool, N, NR, [&](std::size_t n0, std::size_t n1) {
+            gemm_range<MR, false>(a, b, 0, M, n0, n1, K, C, ldc, accumulate, apre, rows, nullptr, 0);
+        });
+    else
+        parallel_for(pool, M, MR, [&](std::size_t m0, std::size_t m1) {
+            gemm_range<MR, false>(a, b, m0, m1, 0, N, K, C, ldc, accumulate, apre, rows, nullptr, 0);
+        });
+}
+}  // namespace gemm_detail
 
 // C[M x N] = op(A)[M x K] * op(B)[K x N] (+ C if accumulate). lda/ldb/ldc are the row
 // strides of A, B, C as stored (A is stored K x M when trans_a).
@@ -235,18 +253,17 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::
         parallel_for(pool, M, NR, run);
         return;
     }
-    const float* apre =
-        cache ? cache->get(false, M, K, whole_a_size(M, K), [&](float* out) { pack_whole_a(a, M, K, out); }) : nullptr;
-    const std::size_t rows = (M + MR - 1) / MR * MR;
-    // Split the larger side of C between threads, in whole register tiles.
-    if (N >= M)
-        parallel_for(pool, N, NR, [&](std::size_t n0, std::size_t n1) {
-            gemm_range<MR, false>(a, b, 0, M, n0, n1, K, C, ldc, accumulate, apre, rows, nullptr, 0);
-        });
-    else
-        parallel_for(pool, M, MR, [&](std::size_t m0, std::size_t m1) {
-            gemm_range<MR, false>(a, b, m0, m1, 0, N, K, C, ldc, accumulate, apre, rows, nullptr, 0);
-        });
+    gemm_usual(a, b, M, N, K, C, ldc, accumulate, pool, cache);
+}
+
+// C = op(A) * B for a B given by its packing (see gemm_detail::pack_b): the usual order only.
+// A convolution passes its input here and the column matrix is packed without being formed.
+template <class BSource>
+void gemm_source(bool trans_a, std::size_t M, std::size_t N, std::size_t K, const float* A, std::size_t lda,
+                 const BSource& b, float* C, std::size_t ldc, bool accumulate, thread_pool* pool = nullptr,
+                 packed_weights* cache = nullptr) {
+    if (M == 0 || N == 0 || K == 0) return gemm(trans_a, false, M, N, K, A, lda, nullptr, N, C, ldc, accumulate);
+    gemm_detail::gemm_usual(gemm_detail::matrix{A, lda, trans_a}, b, M, N, K, C, ldc, accumulate, pool, cache);
 }
 
 // The plain triple loop, for tests: the same contract as gemm().

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sgp/core/rng.hpp"
+#include "sgp/kernels/conv_columns.hpp"
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/im2col.hpp"
 #include "sgp/layers/layer.hpp"
@@ -71,14 +72,21 @@ struct conv2d {
 
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
             const auto g = geometry(n);
-            const float* col = x;
-            if (!g.identity()) {
-                kernels::im2col(g, x, cx.scratch->data(), cx.pool);
-                col = cx.scratch->data();
-            }
             // In evaluation the weights are packed once and reused (see for_each_tensor).
-            kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), col, g.cols(), y, g.cols(),
-                          false, cx.pool, cx.training ? nullptr : &packed_);
+            kernels::packed_weights* pw = cx.training ? nullptr : &packed_;
+            if (g.identity()) {
+                kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), x, g.cols(), y,
+                              g.cols(), false, cx.pool, pw);
+            } else if (g.cols() > 16) {
+                // The column matrix is packed straight from x (kernels/conv_columns.hpp).
+                kernels::gemm_source(false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(),
+                                     kernels::conv_columns{x, g}, y, g.cols(), false, cx.pool, pw);
+            } else {
+                // Few columns: gemm() takes its transposed order, which reads a formed matrix.
+                kernels::im2col(g, x, cx.scratch->data(), cx.pool);
+                kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), cx.scratch->data(),
+                              g.cols(), y, g.cols(), false, cx.pool, pw);
+            }
             if constexpr (Bias) {
                 parallel_for(cx.pool, cout_, 1, [&](std::size_t o0, std::size_t o1) {
                     for (std::size_t o = o0; o < o1; ++o)
