@@ -69,10 +69,11 @@ int run(const options& o) {
     const auto t = bench::time_calls(o.repeats, 0.05, [&] { net.forward(o.batch, cx); });
     const double ms = 1e3 * t.median();
     const double gflops = 2.0 * static_cast<double>(net.active_macs()) * static_cast<double>(o.batch) / ms * 1e-6;
-    std::printf("sgp VGG13-BN %s, batch %zu, %zu thread(s): %.4f ms per batch (median of %zu; min %.4f, max %.4f), "
-                "%.1f images/s, %.1f GFLOP/s\n",
-                o.widths.c_str(), o.batch, o.threads, ms, t.seconds.size(), 1e3 * t.min(), 1e3 * t.max(),
-                1000.0 * static_cast<double>(o.batch) / ms, gflops);
+    std::printf(
+        "sgp VGG13-BN %s, batch %zu, %zu thread(s): %.4f ms per batch (median of %zu; min %.4f, max %.4f), "
+        "%.1f images/s, %.1f GFLOP/s\n",
+        o.widths.c_str(), o.batch, o.threads, ms, t.seconds.size(), 1e3 * t.min(), 1e3 * t.max(),
+        1000.0 * static_cast<double>(o.batch) / ms, gflops);
     if (!o.json.empty()) {
         sgp::json_writer j;
         j.begin_object()

@@ -69,8 +69,9 @@ void conv_figures(const options& o, sgp::thread_pool* pool, std::vector<figure>&
     out.push_back({"conv3x3 forward " + shape, flop,
                    bench::time_calls(o.repeats, 0.1, [&] { conv.forward(cx, x.data(), y.data(), n); })});
     // backward() computes both weight and data gradients: 2x the forward's work.
-    out.push_back({"conv3x3 backward " + shape, 2 * flop,
-                   bench::time_calls(o.repeats, 0.1, [&] { conv.backward(cx, x.data(), y.data(), dy.data(), dx.data(), n); })});
+    out.push_back({"conv3x3 backward " + shape, 2 * flop, bench::time_calls(o.repeats, 0.1, [&] {
+                       conv.backward(cx, x.data(), y.data(), dy.data(), dx.data(), n);
+                   })});
 }
 
 int run(const options& o) {
@@ -99,8 +100,8 @@ int run(const options& o) {
     conv_figures<512, 512, 4>(o, p, f);
     conv_figures<512, 512, 2>(o, p, f);
     for (const auto& k : f)
-        std::printf("%-40s %8.3f ms  %7.1f GFLOP/s  %5.1f %% of peak\n", k.name.c_str(), 1e3 * k.t.median(),
-                    k.gflops(), 100 * k.gflops() / peak);
+        std::printf("%-40s %8.3f ms  %7.1f GFLOP/s  %5.1f %% of peak\n", k.name.c_str(), 1e3 * k.t.median(), k.gflops(),
+                    100 * k.gflops() / peak);
     if (!o.json.empty()) {
         sgp::json_writer j;
         j.begin_object()

@@ -218,8 +218,8 @@ int run(const options& o) {
         if (!st.has("sgp_rounds_finished") && rounds_done > 0) {
             sparse->load_checkpoint(round_ckpt);
             if (static_cast<std::size_t>(st.number("sgp_round_checkpoint")) != rounds_done)
-                sgp::fail(round_ckpt, "holds round " + std::to_string(static_cast<std::size_t>(
-                                                           st.number("sgp_round_checkpoint"))) +
+                sgp::fail(round_ckpt, "holds round " +
+                                          std::to_string(static_cast<std::size_t>(st.number("sgp_round_checkpoint"))) +
                                           ", state.json " + std::to_string(rounds_done));
             std::cerr << "== resuming SGP after round " << rounds_done << "\n";
         }
@@ -241,8 +241,8 @@ int run(const options& o) {
                 if (o.score == "taylor")
                     return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::taylor{},
                                                   on_round);
-                return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po,
-                                              pr::scores::gamma_magnitude{}, on_round);
+                return pr::prune_and_finetune(*sparse, rule, train, calib, test, so, po, pr::scores::gamma_magnitude{},
+                                              on_round);
             };
             const auto site = o.sparsity_at == "relu" ? pr::rules::sparsity_site::relu_output
                                                       : pr::rules::sparsity_site::consumer_input;

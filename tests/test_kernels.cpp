@@ -10,7 +10,7 @@ using sgp_test::random_vector;
 TEST_CASE("gemm matches the reference for every transpose, edge sizes and accumulation") {
     sgp::thread_pool pool(2);
     // N <= 16 takes the transposed order (C^T = B^T A^T): {100, 3, 513}, {70, 16, 600}, {45, 9, 20}.
-    const std::size_t sizes[][3] = {{1, 1, 1},     {7, 5, 3},     {13, 33, 17}, {40, 70, 300},
+    const std::size_t sizes[][3] = {{1, 1, 1},     {7, 5, 3},    {13, 33, 17},  {40, 70, 300},
                                     {100, 3, 513}, {5, 200, 64}, {70, 16, 600}, {45, 9, 20}};
     for (auto [M, N, K] : sizes)
         for (int ta = 0; ta < 2; ++ta)
@@ -79,7 +79,7 @@ TEST_CASE("gemm with packed weights: reused while valid, repacked after invalida
         sgp::kernels::gemm(false, false, M, N, K, A.data(), K, B.data(), N, cached.data(), N, false, nullptr, &pw);
         CHECK(pw.valid());
         CHECK(plain == cached);
-        if (N == 40) continue;  // same weights for the next product: the pack is reused
+        if (N == 40) continue;         // same weights for the next product: the pack is reused
         for (auto& a : A) a *= -0.5f;  // the weights change: the owner invalidates the pack
         pw.invalidate();
     }
@@ -87,9 +87,11 @@ TEST_CASE("gemm with packed weights: reused while valid, repacked after invalida
 
 TEST_CASE("col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>") {
     sgp::thread_pool pool(2);
-    const sgp::kernels::conv_geometry geos[] = {
-        {2, 3, 7, 6, 3, 2, 1, 4, 3}, {3, 2, 5, 5, 3, 1, 1, 5, 5}, {1, 4, 6, 6, 5, 1, 0, 2, 2},
-        {1, 2, 2, 2, 5, 1, 2, 2, 2}, {2, 1, 9, 4, 3, 3, 2, 4, 2}};
+    const sgp::kernels::conv_geometry geos[] = {{2, 3, 7, 6, 3, 2, 1, 4, 3},
+                                                {3, 2, 5, 5, 3, 1, 1, 5, 5},
+                                                {1, 4, 6, 6, 5, 1, 0, 2, 2},
+                                                {1, 2, 2, 2, 5, 1, 2, 2, 2},
+                                                {2, 1, 9, 4, 3, 3, 2, 4, 2}};
     for (const auto& g : geos) {
         const auto x = random_vector(g.c * g.n * g.h * g.w, 6);
         const auto c = random_vector(g.rows() * g.cols(), 7);
@@ -120,12 +122,11 @@ TEST_CASE("im2col equals the definition for strides, paddings and kernels wider 
                             for (std::size_t ox = 0; ox < g.ow; ++ox) {
                                 const auto iy = static_cast<long>(oy * g.stride + ky) - static_cast<long>(g.pad);
                                 const auto ix = static_cast<long>(ox * g.stride + kx) - static_cast<long>(g.pad);
-                                const bool in = iy >= 0 && ix >= 0 && iy < static_cast<long>(g.h) &&
-                                                ix < static_cast<long>(g.w);
-                                const float want =
-                                    in ? x[((c * g.n + n) * g.h + static_cast<std::size_t>(iy)) * g.w +
-                                           static_cast<std::size_t>(ix)]
-                                       : 0.f;
+                                const bool in =
+                                    iy >= 0 && ix >= 0 && iy < static_cast<long>(g.h) && ix < static_cast<long>(g.w);
+                                const float want = in ? x[((c * g.n + n) * g.h + static_cast<std::size_t>(iy)) * g.w +
+                                                          static_cast<std::size_t>(ix)]
+                                                      : 0.f;
                                 REQUIRE(col[((c * g.k + ky) * g.k + kx) * g.cols() + (n * g.oh + oy) * g.ow + ox] ==
                                         want);
                             }
@@ -134,8 +135,8 @@ TEST_CASE("im2col equals the definition for strides, paddings and kernels wider 
 
 TEST_CASE("a convolution's columns packed from the input equal im2col then gemm, bit for bit") {
     sgp::thread_pool pool(2);
-    const sgp::kernels::conv_geometry geos[] = {{2, 3, 7, 6, 3, 2, 1, 4, 3},   {3, 2, 5, 5, 3, 1, 1, 5, 5},
-                                                {1, 4, 6, 6, 5, 1, 0, 2, 2},   {2, 1, 9, 4, 3, 3, 2, 4, 2},
+    const sgp::kernels::conv_geometry geos[] = {{2, 3, 7, 6, 3, 2, 1, 4, 3},      {3, 2, 5, 5, 3, 1, 1, 5, 5},
+                                                {1, 4, 6, 6, 5, 1, 0, 2, 2},      {2, 1, 9, 4, 3, 3, 2, 4, 2},
                                                 {4, 30, 12, 12, 3, 1, 1, 12, 12}, {1, 3, 40, 40, 3, 1, 1, 40, 40}};
     for (const auto& g : geos) {
         const std::size_t M = 19;
@@ -144,9 +145,18 @@ TEST_CASE("a convolution's columns packed from the input equal im2col then gemm,
         sgp::kernels::im2col(g, x.data(), col.data(), &pool);
         sgp::kernels::gemm(false, false, M, g.cols(), g.rows(), w.data(), g.rows(), col.data(), g.cols(), want.data(),
                            g.cols(), false, &pool);
-        sgp::kernels::gemm_source(false, M, g.cols(), g.rows(), w.data(), g.rows(), sgp::kernels::conv_columns{x.data(), g},
-                                  got.data(), g.cols(), false, &pool);
+        sgp::kernels::gemm_source(false, M, g.cols(), g.rows(), w.data(), g.rows(),
+                                  sgp::kernels::conv_columns{x.data(), g}, got.data(), g.cols(), false, &pool);
         CHECK(got == want);
+        // The weight gradient's operand: dW = dY col^T, col^T packed from x as well.
+        const auto dy = random_vector(M * g.cols(), 16);
+        std::vector<float> dw_want(M * g.rows()), dw_got(M * g.rows());
+        sgp::kernels::gemm(false, true, M, g.rows(), g.cols(), dy.data(), g.cols(), col.data(), g.cols(),
+                           dw_want.data(), g.rows(), false, &pool);
+        sgp::kernels::gemm_source(false, M, g.rows(), g.cols(), dy.data(), g.cols(),
+                                  sgp::kernels::conv_columns_transposed{x.data(), g}, dw_got.data(), g.rows(), false,
+                                  &pool);
+        CHECK(dw_got == dw_want);
     }
 }
 

@@ -2,7 +2,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
-
 #include <sgp/sgp.hpp>
 
 #include "helpers.hpp"
@@ -254,7 +253,7 @@ TEST_CASE("prune() measures, decides, removes and reports; emptied layers are fl
         CHECK(s.relu_zero_fraction > 0.0);
         CHECK(s.relu_zero_fraction < 1.0);
     }
-    CHECK(st[0].relu_zero_fraction > st[0].next_zero_fraction);  // conv -> BN -> ReLU -> pool -> conv
+    CHECK(st[0].relu_zero_fraction > st[0].next_zero_fraction);   // conv -> BN -> ReLU -> pool -> conv
     CHECK(st[2].relu_zero_fraction == st[2].next_zero_fraction);  // ReLU -> dropout (identity in eval) -> linear
     // Taylor scores leave the running statistics as they were.
     std::vector<float> rv(net.layer<1>().out_channels());
@@ -319,7 +318,7 @@ TEST_CASE("a pruned network keeps training (optimizer state follows the new shap
     const std::string ckpt = "prune_stale_momentum.npz";
     t.save_checkpoint(ckpt);
     const auto saved = sgp::load_npz(ckpt);
-    CHECK(saved.count("optimizer.0.weight.momentum_buffer") == 0);  // producer of group 0, pruned
+    CHECK(saved.count("optimizer.0.weight.momentum_buffer") == 0);   // producer of group 0, pruned
     CHECK(saved.count("optimizer.13.weight.momentum_buffer") == 1);  // the classifier, untouched
     sgp::trainer<net_t> u{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .nesterov = true}};
     u.load_checkpoint(ckpt);

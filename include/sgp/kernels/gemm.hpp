@@ -164,13 +164,15 @@ inline void pack_whole_b(const matrix& b, std::size_t K, std::size_t N, float* o
     const std::size_t cols = (N + NR - 1) / NR * NR;
     for (std::size_t pc = 0; pc < K; pc += KC) pack_b(b, pc, std::min(KC, K - pc), 0, N, out + pc * cols);
 }
-// op(A) [M x K] likewise, in MR-row panels: block pc at pc * round_up(M, MR), panel ir at ir * kc.
-inline std::size_t whole_a_size(std::size_t M, std::size_t K) {
-    return K * ((M + MR - 1) / MR * MR);
+// op(A) [M x K] likewise, in R-row panels: block pc at pc * round_up(M, R), panel ir at ir * kc.
+template <std::size_t R>
+std::size_t whole_a_size(std::size_t M, std::size_t K) {
+    return K * ((M + R - 1) / R * R);
 }
-inline void pack_whole_a(const matrix& a, std::size_t M, std::size_t K, float* out) {
-    const std::size_t rows = (M + MR - 1) / MR * MR;
-    for (std::size_t pc = 0; pc < K; pc += KC) pack_a<MR>(a, 0, M, pc, std::min(KC, K - pc), out + pc * rows);
+template <std::size_t R>
+void pack_whole_a(const matrix& a, std::size_t M, std::size_t K, float* out) {
+    const std::size_t rows = (M + R - 1) / R * R;
+    for (std::size_t pc = 0; pc < K; pc += KC) pack_a<R>(a, 0, M, pc, std::min(KC, K - pc), out + pc * rows);
 }
 
 }  // namespace gemm_detail
@@ -184,37 +186,51 @@ public:
 
     // For gemm(): op(A) packed for the order it uses at this N, packed now unless already there.
     template <class Pack>
-    const float* get(bool transposed, std::size_t m, std::size_t k, std::size_t size, Pack&& pack) {
-        if (!valid_ || transposed_ != transposed || m_ != m || k_ != k) {
+    // `layout` names the order and tile (0: transposed order, else the tile's rows).
+    const float* get(std::size_t layout, std::size_t m, std::size_t k, std::size_t size, Pack&& pack) {
+        if (!valid_ || layout_ != layout || m_ != m || k_ != k) {
             data_.reserve(size);
             pack(data_.data());
-            m_ = m, k_ = k, transposed_ = transposed, valid_ = true;
+            m_ = m, k_ = k, layout_ = layout, valid_ = true;
         }
         return data_.data();
     }
 
 private:
     aligned_buffer<float> data_;
-    std::size_t m_ = 0, k_ = 0;
-    bool valid_ = false, transposed_ = false;
+    std::size_t m_ = 0, k_ = 0, layout_ = 0;
+    bool valid_ = false;
 };
 
 namespace gemm_detail {
-// The usual order: C in MR x NR tiles, threads splitting the larger side of C.
+// The usual order: C in R x NR tiles, threads splitting the larger side of C.
+template <std::size_t R, class BSource>
+void gemm_usual_tiles(const matrix& a, const BSource& b, std::size_t M, std::size_t N, std::size_t K, float* C,
+                      std::size_t ldc, bool accumulate, thread_pool* pool, packed_weights* cache) {
+    const float* apre =
+        cache ? cache->get(R, M, K, whole_a_size<R>(M, K), [&](float* out) { pack_whole_a<R>(a, M, K, out); })
+              : nullptr;
+    const std::size_t rows = (M + R - 1) / R * R;
+    if (N >= M)
+        parallel_for(pool, N, NR, [&](std::size_t n0, std::size_t n1) {
+            gemm_range<R, false>(a, b, 0, M, n0, n1, K, C, ldc, accumulate, apre, rows, nullptr, 0);
+        });
+    else
+        parallel_for(pool, M, R, [&](std::size_t m0, std::size_t m1) {
+            gemm_range<R, false>(a, b, m0, m1, 0, N, K, C, ldc, accumulate, apre, rows, nullptr, 0);
+        });
+}
+
+// MR-row tiles, or 8-row ones when they pad M less (M = 64: 8 tiles of 8, not 6 of 12 with 8
+// rows of padding). Each element's sum over k runs in the same order either way.
 template <class BSource>
 void gemm_usual(const matrix& a, const BSource& b, std::size_t M, std::size_t N, std::size_t K, float* C,
                 std::size_t ldc, bool accumulate, thread_pool* pool, packed_weights* cache) {
-    const float* apre =
-        cache ? cache->get(false, M, K, whole_a_size(M, K), [&](float* out) { pack_whole_a(a, M, K, out); }) : nullptr;
-    const std::size_t rows = (M + MR - 1) / MR * MR;
-    if (N >= M)
-        parallel_for(pool, N, NR, [&](std::size_t n0, std::size_t n1) {
-            gemm_range<MR, false>(a, b, 0, M, n0, n1, K, C, ldc, accumulate, apre, rows, nullptr, 0);
-        });
-    else
-        parallel_for(pool, M, MR, [&](std::size_t m0, std::size_t m1) {
-            gemm_range<MR, false>(a, b, m0, m1, 0, N, K, C, ldc, accumulate, apre, rows, nullptr, 0);
-        });
+    if constexpr (MR > 8) {
+        if ((M + 7) / 8 * 8 < (M + MR - 1) / MR * MR)
+            return gemm_usual_tiles<8>(a, b, M, N, K, C, ldc, accumulate, pool, cache);
+    }
+    gemm_usual_tiles<MR>(a, b, M, N, K, C, ldc, accumulate, pool, cache);
 }
 }  // namespace gemm_detail
 
@@ -223,9 +239,10 @@ void gemm_usual(const matrix& a, const BSource& b, std::size_t M, std::size_t N,
 //
 // With few columns (N <= 16: a deep layer's pixels at batch 1) an NR-wide tile would be mostly
 // padding and packing op(A) would cost as much as the product, so it computes
-// C^T = op(B)^T op(A)^T instead, with tiles of 4 or 8 rows over N and NR columns over M. Both orders sum every element over k in the same sequence: the
-// results are bit-identical. `cache`, when given, holds op(A) packed for that order and is
-// reused while valid (weights of a layer in inference).
+// C^T = op(B)^T op(A)^T instead, with tiles of 4 or 8 rows over N and NR columns over M.
+// Both orders sum every element over k in the same sequence: the results are bit-identical.
+// `cache`, when given, holds op(A) packed for that order and is reused while valid (the
+// weights of a layer in inference).
 inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, const float* A,
                  std::size_t lda, const float* B, std::size_t ldb, float* C, std::size_t ldc, bool accumulate,
                  thread_pool* pool = nullptr, packed_weights* cache = nullptr) {
@@ -241,8 +258,7 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::
         // C^T [N x M] = op(B)^T [N x K] * op(A)^T [K x M]; the weights are the packed-whole side.
         const matrix bt{B, ldb, !trans_b}, at{A, lda, !trans_a};
         const float* wpre =
-            cache ? cache->get(true, M, K, whole_b_size(K, M), [&](float* out) { pack_whole_b(at, K, M, out); })
-                  : nullptr;
+            cache ? cache->get(0, M, K, whole_b_size(K, M), [&](float* out) { pack_whole_b(at, K, M, out); }) : nullptr;
         const std::size_t cols = (M + NR - 1) / NR * NR;
         auto run = [&](std::size_t m0, std::size_t m1) {
             if (N <= 4)

@@ -2,6 +2,7 @@
 // 2-d convolution, square kernel K, stride S, zero padding P, optional bias. Weight
 // [O][I][K][K] as in PyTorch. Forward, backward-data and backward-weights are one GEMM
 // each over the whole batch (see kernels/im2col.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <span>
@@ -41,6 +42,7 @@ struct conv2d {
         bind()
             : weight_(Out * In.c * K * K),
               dweight_(weight_.size()),
+              flipped_(S == 1 && 2 * P + 1 == K && K > 1 ? weight_.size() : 0),
               bias_(Bias ? Out : 0),
               dbias_(bias_.size()),
               origin_(Out) {
@@ -66,8 +68,14 @@ struct conv2d {
         std::size_t out_channels() const { return cout_; }
         void set_out_channels(std::size_t c) { cout_ = c; }
 
+        // Scratch floats for up to n images: a formed column matrix only where the forward pass
+        // takes gemm's few-column order (at most 16 columns), and the column gradient of a
+        // convolution that is not stride-1 same-padded.
         static constexpr std::size_t workspace(std::size_t n) {
-            return (K == 1 && S == 1 && P == 0) ? 0 : In.c * K * K * n * out_shape.plane();
+            if constexpr (K == 1 && S == 1 && P == 0) return 0;
+            const std::size_t rows = In.c * K * K, cols = n * out_shape.plane();
+            if constexpr (S == 1 && 2 * P + 1 == K) return rows * std::min<std::size_t>(cols, 16);
+            return rows * cols;
         }
 
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
@@ -98,14 +106,13 @@ struct conv2d {
         void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
             packed_.invalidate();  // an optimizer step follows
             const auto g = geometry(n);
-            const float* col = x;
-            if (!g.identity()) {
-                kernels::im2col(g, x, cx.scratch->data(), cx.pool);
-                col = cx.scratch->data();
-            }
-            // dW[O][CKK] = dY[O][NHW] * col^T
-            kernels::gemm(false, true, cout_, g.rows(), g.cols(), dy, g.cols(), col, g.cols(), dweight_.data(),
-                          g.rows(), false, cx.pool);
+            // dW[O][CKK] = dY[O][NHW] * col^T, the columns packed straight from x.
+            if (g.identity())
+                kernels::gemm(false, true, cout_, g.rows(), g.cols(), dy, g.cols(), x, g.cols(), dweight_.data(),
+                              g.rows(), false, cx.pool);
+            else
+                kernels::gemm_source(false, cout_, g.rows(), g.cols(), dy, g.cols(),
+                                     kernels::conv_columns_transposed{x, g}, dweight_.data(), g.rows(), false, cx.pool);
             if constexpr (Bias) {
                 for (std::size_t o = 0; o < cout_; ++o) {
                     double s = 0;
@@ -114,11 +121,27 @@ struct conv2d {
                 }
             }
             if (!dx) return;
-            // dcol[CKK][NHW] = W^T * dY
-            float* dcol = g.identity() ? dx : cx.scratch2->data();
-            kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dcol,
-                          g.cols(), false, cx.pool);
-            if (!g.identity()) kernels::col2im(g, dcol, dx, cx.pool);
+            if (g.identity()) {
+                kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dx,
+                              g.cols(), false, cx.pool);
+            } else if constexpr (S == 1 && 2 * P + 1 == K) {
+                // Stride 1, same padding: dX is the convolution of dY with the weights turned
+                // around (W'[c][o][ky][kx] = W[o][c][K-1-ky][K-1-kx]), so it needs neither the
+                // column gradient matrix nor col2im.
+                const std::size_t kk = K * K;
+                for (std::size_t o = 0; o < cout_; ++o)
+                    for (std::size_t c = 0; c < cin_; ++c)
+                        for (std::size_t i = 0; i < kk; ++i)
+                            flipped_[(c * cout_ + o) * kk + i] = weight_[(o * cin_ + c) * kk + kk - 1 - i];
+                const kernels::conv_geometry gt{n, cout_, out_shape.h, out_shape.w, K, 1, P, In.h, In.w};
+                kernels::gemm_source(false, cin_, gt.cols(), gt.rows(), flipped_.data(), gt.rows(),
+                                     kernels::conv_columns{dy, gt}, dx, gt.cols(), false, cx.pool);
+            } else {
+                // dcol[CKK][NHW] = W^T * dY, then summed back onto the pixels it was read from.
+                kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(),
+                              cx.scratch2->data(), g.cols(), false, cx.pool);
+                kernels::col2im(g, cx.scratch2->data(), dx, cx.pool);
+            }
         }
 
         // Mutable access: the packed copy of the weights is dropped, and rebuilt by the next
@@ -163,7 +186,7 @@ struct conv2d {
         kernels::conv_geometry geometry(std::size_t n) const {
             return {n, cin_, In.h, In.w, K, S, P, out_shape.h, out_shape.w};
         }
-        aligned_buffer<float> weight_, dweight_, bias_, dbias_;
+        aligned_buffer<float> weight_, dweight_, flipped_, bias_, dbias_;
         std::vector<std::size_t> origin_;
         kernels::packed_weights packed_;
         std::size_t cin_ = In.c, cout_ = Out;

@@ -13,12 +13,12 @@
 namespace sgp::prune {
 
 struct channel_group {
-    std::size_t producer = 0;  // layer index of the conv2d / linear whose outputs are the channels
-    std::size_t norm = 0;      // its batch_norm (producer + 1)
-    std::size_t consumer = 0;  // the next conv2d / linear; its input activation index is `consumer`
+    std::size_t producer = 0;     // layer index of the conv2d / linear whose outputs are the channels
+    std::size_t norm = 0;         // its batch_norm (producer + 1)
+    std::size_t consumer = 0;     // the next conv2d / linear; its input activation index is `consumer`
     std::size_t relu_output = 0;  // activation index of the first ReLU's output between them (0: none)
-    std::size_t group = 1;     // consumer inputs per channel: H*W after a flatten, else 1
-    std::size_t capacity = 0;  // static channel count
+    std::size_t group = 1;        // consumer inputs per channel: H*W after a flatten, else 1
+    std::size_t capacity = 0;     // static channel count
 };
 
 namespace detail {
