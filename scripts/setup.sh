@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(g++ cmake make libxtensor-dev xtl-dev libxsimd-dev zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(doctest-dev python3 python3-numpy python3-torch)
+  packages+=(doctest-dev python3 python3-numpy python3-torch g++-aarch64-linux-gnu)
 fi
 
 missing=()
