@@ -4,7 +4,6 @@
 // and a read of a matrix K*K times its size.
 #include <algorithm>
 #include <cstddef>
-#include <vector>
 
 #include "sgp/core/simd.hpp"
 #include "sgp/kernels/gemm.hpp"
@@ -35,6 +34,49 @@ inline void zero_short(float* dst, std::size_t n) {
 }
 }  // namespace detail
 
+// A range of output pixels (columns of the column matrix) as runs within one output row.
+struct pixel_run {
+    std::size_t n, oy, ox, len, at;  // image, row, first column, length, offset in the range
+};
+// Splits pixels [first, first + count) into runs; returns how many (at most count).
+inline std::size_t pixel_runs(const conv_geometry& g, std::size_t first, std::size_t count, pixel_run* out) {
+    const std::size_t plane = g.oh * g.ow;
+    std::size_t runs = 0;
+    for (std::size_t p = first, at = 0; at < count;) {
+        const std::size_t ox = p % g.ow, len = std::min(g.ow - ox, count - at);
+        out[runs++] = {p / plane, p % plane / g.ow, ox, len, at};
+        p += len, at += len;
+    }
+    return runs;
+}
+
+// A row (c, ky, kx) of the column matrix, stepped along without divisions.
+struct column_row {
+    std::size_t c, ky, kx;
+    column_row(const conv_geometry& g, std::size_t r) : c(r / (g.k * g.k)), ky(r / g.k % g.k), kx(r % g.k) {}
+    void next(const conv_geometry& g) {
+        if (++kx == g.k) {
+            kx = 0;
+            if (++ky == g.k) ky = 0, ++c;
+        }
+    }
+};
+
+// What run u of row r reads: input columns for pixels [b, e) of the run (b - u.ox leading
+// and the rest trailing zeros), starting at `src` with stride g.stride; src is null when the
+// whole run is padding.
+struct run_source {
+    const float* src;
+    std::size_t b, e;
+};
+inline run_source source_of(const float* x, const conv_geometry& g, const pixel_run& u, const column_row& r,
+                            valid_span cols) {
+    const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(u.oy * g.stride + r.ky) - static_cast<std::ptrdiff_t>(g.pad);
+    const std::size_t b = std::clamp(cols.lo, u.ox, u.ox + u.len), e = std::clamp(cols.hi, b, u.ox + u.len);
+    if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h) || b == e) return {nullptr, u.ox, u.ox};
+    return {x + (r.c * g.n + u.n) * g.h * g.w + static_cast<std::size_t>(iy) * g.w + b * g.stride + r.kx - g.pad, b, e};
+}
+
 struct conv_columns {
     const float* x;  // input [C][N][H][W]
     conv_geometry g;
@@ -45,50 +87,30 @@ struct conv_columns {
 inline void pack_b(const conv_columns& s, std::size_t k0, std::size_t kc, std::size_t j0, std::size_t nc, float* out) {
     constexpr std::size_t NR = gemm_detail::NR;
     const auto& g = s.g;
-    const std::size_t plane_in = g.h * g.w, plane_out = g.oh * g.ow;
-    // A panel's columns as runs within one output row: (image, row, first column, length).
-    struct run {
-        std::size_t n, oy, ox, len, at;
-    };
-    run runs[NR];
+    pixel_run runs[NR];
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t nr = std::min(NR, nc - jr);
         float* panel = out + jr * kc;
-        std::size_t count = 0;
-        for (std::size_t j = j0 + jr, at = 0; at < nr;) {
-            const std::size_t n = j / plane_out, oy = j % plane_out / g.ow, ox = j % g.ow;
-            const std::size_t len = std::min(g.ow - ox, nr - at);
-            runs[count++] = {n, oy, ox, len, at};
-            j += len, at += len;
-        }
-        // (c, ky, kx) of row k0, then stepped along: no divisions per row.
-        std::size_t c = k0 / (g.k * g.k), ky = k0 / g.k % g.k, kx = k0 % g.k;
-        for (std::size_t k = 0; k < kc; ++k) {
-            const auto [lo, hi] = valid_columns(g.ow, g.w, g.stride, kx, g.pad);
+        const std::size_t count = pixel_runs(g, j0 + jr, nr, runs);
+        column_row row(g, k0);
+        for (std::size_t k = 0; k < kc; ++k, row.next(g)) {
+            const auto cols = valid_columns(g.ow, g.w, g.stride, row.kx, g.pad);
             float* dst = panel + k * NR;
             detail::zero_short(dst + nr, NR - nr);
             for (std::size_t i = 0; i < count; ++i) {
-                const run& u = runs[i];
+                const pixel_run& u = runs[i];
                 float* d = dst + u.at;
-                const std::ptrdiff_t iy =
-                    static_cast<std::ptrdiff_t>(u.oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
-                const std::size_t b = std::clamp(lo, u.ox, u.ox + u.len), e = std::clamp(hi, b, u.ox + u.len);
-                if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h) || b == e) {
+                const auto [src, b, e] = source_of(s.x, g, u, row, cols);
+                if (!src) {
                     detail::zero_short(d, u.len);
                     continue;
                 }
                 detail::zero_short(d, b - u.ox);
-                const float* row =
-                    s.x + (c * g.n + u.n) * plane_in + static_cast<std::size_t>(iy) * g.w + b * g.stride + kx - g.pad;
                 if (g.stride == 1)
-                    detail::copy_short(row, e - b, d + (b - u.ox));
+                    detail::copy_short(src, e - b, d + (b - u.ox));
                 else
-                    for (std::size_t ox = b; ox < e; ++ox) d[ox - u.ox] = row[(ox - b) * g.stride];
+                    for (std::size_t ox = b; ox < e; ++ox) d[ox - u.ox] = src[(ox - b) * g.stride];
                 detail::zero_short(d + (e - u.ox), u.ox + u.len - e);
-            }
-            if (++kx == g.k) {
-                kx = 0;
-                if (++ky == g.k) ky = 0, ++c;
             }
         }
     }
@@ -106,43 +128,21 @@ inline void pack_b(const conv_columns_transposed& s, std::size_t k0, std::size_t
                    float* out) {
     constexpr std::size_t NR = gemm_detail::NR;
     const auto& g = s.g;
-    const std::size_t plane_in = g.h * g.w, plane_out = g.oh * g.ow;
-    // The pixel range as runs within one output row (at most KC / ow + 2 of them).
-    struct run {
-        std::size_t n, oy, ox, len, at;
-    };
-    thread_local std::vector<run> runs;
-    runs.clear();
-    for (std::size_t p = k0, at = 0; at < kc;) {
-        const std::size_t n = p / plane_out, oy = p % plane_out / g.ow, ox = p % g.ow;
-        const std::size_t len = std::min(g.ow - ox, kc - at);
-        runs.push_back({n, oy, ox, len, at});
-        p += len, at += len;
-    }
+    pixel_run runs[gemm_detail::KC];  // kc <= KC pixels: at most kc runs
+    const std::size_t count = pixel_runs(g, k0, kc, runs);
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t nr = std::min(NR, nc - jr);
         float* panel = out + jr * kc;
-        std::size_t r = j0 + jr, c = r / (g.k * g.k), ky = r / g.k % g.k, kx = r % g.k;
-        for (std::size_t j = 0; j < nr; ++j) {
-            const auto [lo, hi] = valid_columns(g.ow, g.w, g.stride, kx, g.pad);
-            for (const run& u : runs) {
+        column_row row(g, j0 + jr);
+        for (std::size_t j = 0; j < nr; ++j, row.next(g)) {
+            const auto cols = valid_columns(g.ow, g.w, g.stride, row.kx, g.pad);
+            for (std::size_t i = 0; i < count; ++i) {
+                const pixel_run& u = runs[i];
                 float* d = panel + u.at * NR + j;
-                const std::ptrdiff_t iy =
-                    static_cast<std::ptrdiff_t>(u.oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
-                const std::size_t b = std::clamp(lo, u.ox, u.ox + u.len), e = std::clamp(hi, b, u.ox + u.len);
-                if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h) || b == e) {
-                    for (std::size_t i = 0; i < u.len; ++i) d[i * NR] = 0.f;
-                    continue;
-                }
-                for (std::size_t i = 0; i < b - u.ox; ++i) d[i * NR] = 0.f;
-                const float* row =
-                    s.x + (c * g.n + u.n) * plane_in + static_cast<std::size_t>(iy) * g.w + b * g.stride + kx - g.pad;
-                for (std::size_t ox = b; ox < e; ++ox) d[(ox - u.ox) * NR] = row[(ox - b) * g.stride];
-                for (std::size_t i = e - u.ox; i < u.len; ++i) d[i * NR] = 0.f;
-            }
-            if (++kx == g.k) {
-                kx = 0;
-                if (++ky == g.k) ky = 0, ++c;
+                const auto [src, b, e] = source_of(s.x, g, u, row, cols);
+                for (std::size_t p = u.ox; p < b; ++p) d[(p - u.ox) * NR] = 0.f;
+                for (std::size_t ox = b; ox < e; ++ox) d[(ox - u.ox) * NR] = src[(ox - b) * g.stride];
+                for (std::size_t p = e; p < u.ox + u.len; ++p) d[(p - u.ox) * NR] = 0.f;
             }
         }
         for (std::size_t k = 0; k < kc; ++k) std::fill(panel + k * NR + nr, panel + k * NR + NR, 0.f);
