@@ -16,11 +16,14 @@ const char* usage =
     "  --threads N      threads (default 2)\n"
     "  --batch N        images (default 64)\n"
     "  --repeats N      timed repeats, median reported (default 5)\n"
+    "  --methods        instead: evaluation forward of every VGG13-BN convolution shape (full and\n"
+    "                   pruned widths, batch 1 and --batch) by GEMM and by direct convolution\n"
     "  --json FILE      the figures as JSON\n";
 
 struct options {
     std::string json;
     std::size_t threads = 2, batch = 64, repeats = 5;
+    bool methods = false;
 };
 
 // 16 independent FMA chains per thread: enough to cover the FMA latency on two pipes.
@@ -74,7 +77,106 @@ void conv_figures(const options& o, sgp::thread_pool* pool, std::vector<figure>&
                    })});
 }
 
+// One shape in evaluation mode, by both algorithms (the layer's weights packed once, as in inference).
+struct method_figure {
+    std::string name;
+    std::size_t cin, cout, hw, batch;
+    double flop;
+    bench::timing gemm, direct, few_pixel;  // few_pixel: only where it applies (empty otherwise)
+    const char* automatic;
+};
+
+template <std::size_t HW>
+method_figure compare_methods(const options& o, sgp::thread_pool* pool, std::size_t cin, std::size_t cout,
+                              std::size_t n) {
+    using layer = typename sgp::layers::conv3x3<512>::template bind<sgp::shape{512, HW, HW, false}>;
+    layer conv;
+    sgp::rng r(3);
+    conv.init(r);
+    conv.set_input_channels(cin);
+    conv.set_out_channels(cout);
+    sgp::aligned_buffer<float> x(cin * n * HW * HW), y(cout * n * HW * HW), s1(layer::workspace(n)),
+        s2(layer::workspace(n));
+    for (auto& v : x) v = r.normal();
+    sgp::run_context cx;
+    cx.pool = pool;
+    cx.scratch = &s1;
+    cx.scratch2 = &s2;
+    method_figure f{std::to_string(cin) + "->" + std::to_string(cout) + " " + std::to_string(HW) + "x" +
+                        std::to_string(HW) + " b" + std::to_string(n),
+                    cin,
+                    cout,
+                    HW,
+                    n,
+                    2.0 * static_cast<double>(cin * cout * 9 * HW * HW * n),
+                    {},
+                    {},
+                    {},
+                    ""};
+    conv.set_method(sgp::layers::conv_method::gemm);
+    f.gemm = bench::time_calls(o.repeats, 0.05, [&] { conv.forward(cx, x.data(), y.data(), n); });
+    conv.set_method(sgp::layers::conv_method::direct);
+    f.direct = bench::time_calls(o.repeats, 0.05, [&] { conv.forward(cx, x.data(), y.data(), n); });
+    if (n * HW * HW <= sgp::kernels::few_pixel_limit) {
+        conv.set_method(sgp::layers::conv_method::few_pixel);
+        f.few_pixel = bench::time_calls(o.repeats, 0.05, [&] { conv.forward(cx, x.data(), y.data(), n); });
+    }
+    conv.set_method(sgp::layers::conv_method::automatic);
+    f.automatic = conv.uses_few_pixel(n) ? "few_pixel" : conv.uses_direct() ? "direct" : "gemm";
+    return f;
+}
+
+int run_methods(const options& o) {
+    sgp::thread_pool pool(o.threads);
+    sgp::thread_pool* p = o.threads > 1 ? &pool : nullptr;
+    std::vector<method_figure> f;
+    for (std::size_t n : {std::size_t{1}, o.batch}) {
+        // Full VGG13-BN, then the pruned widths 8,16,24,24,32,32,32,32,32,32.
+        f.push_back(compare_methods<32>(o, p, 1, 64, n));
+        f.push_back(compare_methods<32>(o, p, 64, 64, n));
+        f.push_back(compare_methods<16>(o, p, 64, 128, n));
+        f.push_back(compare_methods<16>(o, p, 128, 128, n));
+        f.push_back(compare_methods<8>(o, p, 128, 256, n));
+        f.push_back(compare_methods<8>(o, p, 256, 256, n));
+        f.push_back(compare_methods<4>(o, p, 256, 512, n));
+        f.push_back(compare_methods<4>(o, p, 512, 512, n));
+        f.push_back(compare_methods<2>(o, p, 512, 512, n));
+        f.push_back(compare_methods<32>(o, p, 1, 8, n));
+        f.push_back(compare_methods<32>(o, p, 8, 16, n));
+        f.push_back(compare_methods<16>(o, p, 16, 24, n));
+        f.push_back(compare_methods<16>(o, p, 24, 24, n));
+        f.push_back(compare_methods<8>(o, p, 24, 32, n));
+        f.push_back(compare_methods<8>(o, p, 32, 32, n));
+        f.push_back(compare_methods<4>(o, p, 32, 32, n));
+        f.push_back(compare_methods<2>(o, p, 32, 32, n));
+    }
+    std::printf("%-24s %10s %10s %10s  %s\n", "conv3x3 (eval forward)", "gemm ms", "direct ms", "few-px ms",
+                "automatic");
+    for (const auto& k : f)
+        std::printf("%-24s %10.4f %10.4f %10.4f  %s\n", k.name.c_str(), 1e3 * k.gemm.median(), 1e3 * k.direct.median(),
+                    k.few_pixel.seconds.empty() ? 0.0 : 1e3 * k.few_pixel.median(), k.automatic);
+    if (!o.json.empty()) {
+        sgp::json_writer j;
+        j.begin_object().field("framework", "sgp").field("threads", o.threads).field("simd", sgp::simd::arch_name);
+        j.key("shapes").begin_array();
+        for (const auto& k : f)
+            j.begin_object()
+                .field("name", k.name)
+                .field("flop", k.flop)
+                .field("gemm_ms_median", 1e3 * k.gemm.median())
+                .field("direct_ms_median", 1e3 * k.direct.median())
+                .field("gemm_over_direct", k.gemm.median() / k.direct.median())
+                .field("few_pixel_ms_median", k.few_pixel.seconds.empty() ? 0.0 : 1e3 * k.few_pixel.median())
+                .field("automatic", k.automatic)
+                .end_object();
+        j.end_array().end_object();
+        j.save(o.json);
+    }
+    return 0;
+}
+
 int run(const options& o) {
+    if (o.methods) return run_methods(o);
     sgp::thread_pool pool(o.threads);
     sgp::thread_pool* p = o.threads > 1 ? &pool : nullptr;
 
@@ -136,6 +238,7 @@ int main(int argc, char** argv) {
         f.size("--threads", o.threads);
         f.size("--batch", o.batch);
         f.size("--repeats", o.repeats);
+        f.toggle("--methods", o.methods);
         f.text("--json", o.json);
         f.parse(argc, argv);
         if (o.batch == 0 || o.threads == 0) throw sgp::error("--batch and --threads must be at least 1");

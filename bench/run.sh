@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # All benchmarks in one invocation, sgp next to PyTorch 1.13 (Debian's python3-torch) on the
 # same machine, each pair run back to back so that machine noise hits both alike:
-#   kernels    FMA peak and the 3x3 convolutions of VGG13-BN, 1 and 2 threads
+#   kernels    FMA peak and the 3x3 convolutions of VGG13-BN, 1 and 2 threads; every
+#              full and pruned conv shape at batch 1 and 64 by each algorithm (GEMM, direct,
+#              few-pixel), 1 thread
 #   inference  VGG13-BN batch 1 (1 thread) and batch 64 (2 threads), full and pruned widths,
 #              against a frozen, inference-optimised TorchScript model
 #   training   VGG13-BN batch 64, 1 and 2 threads, against eager PyTorch
@@ -19,6 +21,7 @@ py=/usr/bin/python3
 ref=bench/reference
 
 for t in 1 2; do $b/bench_kernels --threads $t --json "$tmp/kernels_${t}t.json"; done
+$b/bench_kernels --methods --threads 1 --json "$tmp/methods_1t.json"
 for w in full pruned; do
   $b/bench_inference --widths $w --batch 1 --threads 1 --json "$tmp/sgp_infer_${w}_b1.json"
   $py $ref/torch_infer.py --widths $w --batch 1 --threads 1 --json "$tmp/torch_infer_${w}_b1.json"
@@ -42,6 +45,7 @@ def load(name):
 r = {"machine": {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
                  "cores": os.cpu_count(), "kernel": platform.release()},
      "kernels": {f"{t}t": load(f"kernels_{t}t") for t in (1, 2)},
+     "conv_methods_1t": load("methods_1t"),
      "inference": {}, "training": {}, "compile_seconds_train_fashion_mnist": compile_s}
 for w in ("full", "pruned"):
     for b in ("b1", "b64"):

@@ -246,3 +246,168 @@ TEST_CASE("packed weights never go stale: a weight written through for_each_tens
     CHECK(after != before);
     CHECK(after == run(b));
 }
+
+namespace {
+
+// The convolution's definition in double, then the epilogue: y[m][n][oy][ox].
+std::vector<double> conv_reference(const sgp::kernels::direct_geometry& g, const std::vector<float>& x,
+                                   const std::vector<float>& w, std::size_t m, const sgp::kernels::conv_epilogue& e) {
+    const std::size_t oh = g.oh(), ow = g.ow();
+    std::vector<double> y(m * g.n * oh * ow);
+    for (std::size_t o = 0; o < m; ++o)
+        for (std::size_t n = 0; n < g.n; ++n)
+            for (std::size_t oy = 0; oy < oh; ++oy)
+                for (std::size_t ox = 0; ox < ow; ++ox) {
+                    double s = 0;
+                    for (std::size_t c = 0; c < g.c; ++c)
+                        for (std::size_t ky = 0; ky < g.k; ++ky)
+                            for (std::size_t kx = 0; kx < g.k; ++kx) {
+                                const auto iy =
+                                    static_cast<std::ptrdiff_t>(oy + ky) - static_cast<std::ptrdiff_t>(g.pad);
+                                const auto ix =
+                                    static_cast<std::ptrdiff_t>(ox + kx) - static_cast<std::ptrdiff_t>(g.pad);
+                                if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(g.h) ||
+                                    ix >= static_cast<std::ptrdiff_t>(g.w))
+                                    continue;
+                                s += static_cast<double>(w[((o * g.c + c) * g.k + ky) * g.k + kx]) *
+                                     x[((c * g.n + n) * g.h + static_cast<std::size_t>(iy)) * g.w +
+                                       static_cast<std::size_t>(ix)];
+                            }
+                    if (e.bias) s += e.bias[o];
+                    if (e.scale) s = s * e.scale[o] + e.shift[o];
+                    if (e.relu) s = std::max(s, 0.0);
+                    y[((o * g.n + n) * oh + oy) * ow + ox] = s;
+                }
+    return y;
+}
+
+// Runs both direct kernels (the few-pixel one where it applies) on g with m output channels,
+// on exactly sized buffers, with and without threads; checks them against the definition.
+template <std::size_t K>
+void check_direct_kernels(const sgp::kernels::direct_geometry& g, std::size_t m, bool epilogue) {
+    namespace k = sgp::kernels;
+    INFO("n ", g.n, " c ", g.c, " map ", g.h, "x", g.w, " k ", K, " pad ", g.pad, " m ", m, " epilogue ", epilogue);
+    const auto x = random_vector(g.c * g.n * g.h * g.w, 21), w = random_vector(m * g.c * K * K, 22);
+    const auto bias = random_vector(m, 23), scale = random_vector(m, 24), shift = random_vector(m, 25);
+    k::conv_epilogue e;
+    if (epilogue) e = {bias.data(), scale.data(), shift.data(), true};
+    const auto want = conv_reference(g, x, w, m, e);
+    auto close = [&](const std::vector<float>& got) {
+        REQUIRE(got.size() == want.size());
+        for (std::size_t i = 0; i < got.size(); ++i)
+            REQUIRE(std::abs(got[i] - want[i]) <= 1e-4 * (1 + std::abs(want[i])) * static_cast<double>(g.c * K));
+    };
+    sgp::thread_pool pool(2);
+    std::vector<float> xpad(g.input_floats()), ypad(g.output_floats(m)), y1(want.size()), y2(want.size());
+    std::vector<float> wd(k::direct_weights_size(m, g.c, K));
+    k::pack_direct_weights(w.data(), m, g.c, K, wd.data());
+    k::direct_conv<K>(g, x.data(), wd.data(), m, xpad.data(), ypad.data(), y1.data(), e, nullptr);
+    close(y1);
+    k::direct_conv<K>(g, x.data(), wd.data(), m, xpad.data(), ypad.data(), y2.data(), e, &pool);
+    CHECK(y1 == y2);  // tiles do not depend on the thread count
+    if (g.n * g.oh() * g.ow() <= k::few_pixel_limit) {
+        std::vector<float> wf(k::few_pixel_weights_size(m, g.c, K));
+        k::pack_few_pixel_weights(w.data(), m, g.c, K, wf.data());
+        k::few_pixel_conv<K>(g, x.data(), wf.data(), m, xpad.data(), y1.data(), e, nullptr);
+        close(y1);
+        k::few_pixel_conv<K>(g, x.data(), wf.data(), m, xpad.data(), y2.data(), e, &pool);
+        CHECK(y1 == y2);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("direct and few-pixel convolutions equal the definition: kernels, paddings, odd maps, channel tails") {
+    using g = sgp::kernels::direct_geometry;  // n, c, h, w, k, pad
+    for (std::size_t m : {1, 5, 8, 9, 33}) {
+        for (bool e : {false, true}) {
+            check_direct_kernels<3>(g{1, 3, 5, 5, 3, 1}, m, e);
+            check_direct_kernels<3>(g{2, 2, 7, 4, 3, 1}, m, e);
+            check_direct_kernels<3>(g{1, 17, 2, 2, 3, 1}, m, e);
+            check_direct_kernels<3>(g{3, 4, 1, 1, 3, 1}, m, e);
+            check_direct_kernels<3>(g{1, 5, 4, 4, 3, 0}, m, e);
+            check_direct_kernels<3>(g{2, 6, 32, 3, 3, 1}, m, e);
+            check_direct_kernels<1>(g{2, 7, 3, 5, 1, 0}, m, e);
+            check_direct_kernels<1>(g{1, 40, 1, 1, 1, 0}, m, e);
+            check_direct_kernels<5>(g{1, 2, 6, 6, 5, 2}, m, e);
+            check_direct_kernels<5>(g{2, 3, 6, 7, 5, 0}, m, e);
+        }
+    }
+}
+
+TEST_CASE("a conv2d layer's algorithms agree; the automatic choice follows the measured rule") {
+    using sgp::layers::conv_method;
+    auto run = [](auto& conv, std::size_t n, conv_method m, std::uint64_t seed) {
+        using layer = std::remove_reference_t<decltype(conv)>;
+        constexpr auto in = layer::in_shape;
+        const auto x = random_vector(in.c * n * in.plane(), seed);
+        sgp::aligned_buffer<float> s1(layer::workspace(n)), s2(layer::workspace(n));
+        std::vector<float> y(layer::out_shape.c * n * layer::out_shape.plane());
+        sgp::run_context cx;
+        cx.scratch = &s1;
+        cx.scratch2 = &s2;
+        conv.set_method(m);
+        conv.forward(cx, x.data(), y.data(), n);
+        return y;
+    };
+    auto agree = [](const std::vector<float>& a, const std::vector<float>& b) {
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == doctest::Approx(b[i]).epsilon(1e-4).scale(1));
+    };
+    // 48 output channels on a 4x4 map: every algorithm applies at batch 1.
+    sgp::layers::conv3x3<48, true>::bind<sgp::shape{12, 4, 4, false}> conv;
+    sgp::rng r(4);
+    conv.init(r);
+    for (std::size_t i = 0; i < 48; ++i) conv.bias()[i] = 0.1f * static_cast<float>(i % 7);
+    const auto g1 = run(conv, 1, conv_method::gemm, 30);
+    agree(run(conv, 1, conv_method::direct, 30), g1);
+    agree(run(conv, 1, conv_method::few_pixel, 30), g1);
+    conv.set_method(conv_method::automatic);
+    CHECK(conv.uses_few_pixel(1));
+    CHECK_FALSE(conv.uses_few_pixel(2));
+    // 4x4 maps leave 16 of 36 padded positions useful: wide layers keep the GEMM, narrow ones not.
+    CHECK_FALSE(conv.uses_direct());
+    conv.set_out_channels(32);
+    CHECK(conv.uses_direct());
+    // A 1x1 convolution keeps the GEMM (its input is the column matrix as it is).
+    sgp::layers::conv1x1<16>::bind<sgp::shape{12, 4, 4, false}> pointwise;
+    CHECK_FALSE(pointwise.uses_direct());
+    CHECK_FALSE(pointwise.uses_few_pixel(1));
+    // Batch 3: the few-pixel kernel does not apply; asked for, the layer runs the GEMM.
+    const auto g3 = run(conv, 3, conv_method::gemm, 31);
+    agree(run(conv, 3, conv_method::direct, 31), g3);
+    CHECK(run(conv, 3, conv_method::few_pixel, 31) == g3);
+}
+
+TEST_CASE("evaluation fuses conv, batch norm and relu: the same output bit for bit, fused-away activations refused") {
+    using namespace sgp::layers;
+    using net_t = sgp::sequential<sgp::input<3, 8, 8>, conv3x3<16>, batch_norm, relu, max_pool<2>, conv3x3<40>,
+                                  batch_norm, conv3x3<8, true>, relu, flatten, linear<3>>;
+    static_assert(net_t::fused_after<0>() == 2 && net_t::fused_after<4>() == 1 && net_t::fused_after<6>() == 1);
+    static_assert(net_t::fused_after<3>() == 0 && net_t::fused_after<8>() == 0);
+    net_t net(3);
+    // Running statistics and affine parameters away from their defaults.
+    sgp::rng r(5);
+    net.for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {
+        if (!t.value || k.find("running_var") != std::string::npos) return;
+        for (std::size_t i = 0; i < t.size(); ++i) t.value[i] += 0.3f * r.normal();
+    });
+    const std::size_t n = 2;
+    net.reserve(n);
+    const auto x = random_vector(n * net_t::input_shape.size(), 40);
+    auto forward = [&](bool fuse) {
+        std::copy(x.begin(), x.end(), net.input_buffer());
+        sgp::run_context cx;
+        cx.fuse = fuse;
+        const float* y = net.forward(n, cx);
+        return std::vector<float>(y, y + 3 * n);
+    };
+    const auto unfused = forward(false);
+    const auto relu_out = std::vector<float>(net.activation(3), net.activation(3) + 16 * n * 64);
+    CHECK(forward(true) == unfused);
+    CHECK(std::equal(relu_out.begin(), relu_out.end(), net.activation(3)));
+    for (std::size_t i : {1, 2, 5, 7}) CHECK_THROWS_WITH_AS(net.activation(i), doctest::Contains("fused"), sgp::error);
+    for (std::size_t i : {0, 3, 4, 6, 8, 9, 10}) CHECK_NOTHROW(net.activation(i));
+    forward(false);
+    CHECK_NOTHROW(net.activation(1));
+}

@@ -20,6 +20,7 @@
 #include "sgp/core/error.hpp"
 #include "sgp/core/rng.hpp"
 #include "sgp/core/shape.hpp"
+#include "sgp/kernels/direct_conv.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp {
@@ -205,10 +206,8 @@ public:
                                             std::to_string(capacity_) + " (call reserve first)");
         cx.scratch = &scratch_[0];
         cx.scratch2 = &scratch_[1];
-        for_each_layer([&](std::size_t i, auto& l) {
-            cx.layer_index = i;
-            l.forward(cx, acts_[i].data(), acts_[i + 1].data(), n);
-        });
+        formed_.fill(true);
+        forward_from<0>(cx, n);
         last_n_ = n;
         return acts_[layer_count].data();
     }
@@ -223,10 +222,54 @@ public:
         backward_from<layer_count>(cx, dy, n);
     }
 
-    // Activation i of the last forward ([C][n][H][W]); 0 is the input.
-    const float* activation(std::size_t i) const { return acts_.at(i).data(); }
+    // Activation i of the last forward ([C][n][H][W]); 0 is the input. An evaluation forward
+    // with run_context::fuse leaves the outputs of a fused convolution and batch norm unformed.
+    const float* activation(std::size_t i) const {
+        if (i < formed_.size() && !formed_[i])
+            fail("sequential::activation", "activation " + std::to_string(i) +
+                                               " was not formed: the last forward fused it away (evaluation with "
+                                               "run_context::fuse; set fuse = false to form every activation)");
+        return acts_.at(i).data();
+    }
+
+    // How many layers after layer I an evaluation forward fuses into it: a conv2d takes a
+    // following batch_norm, a relu, or both.
+    template <std::size_t I>
+    static constexpr std::size_t fused_after() {
+        if constexpr (I + 1 >= layer_count || kinds[I] != "conv2d") {
+            return 0;
+        } else if constexpr (kinds[I + 1] == "relu") {
+            return 1;
+        } else if constexpr (kinds[I + 1] == "batch_norm") {
+            return I + 2 < layer_count && kinds[I + 2] == "relu" ? 2 : 1;
+        } else {
+            return 0;
+        }
+    }
 
 private:
+    template <std::size_t I>
+    void forward_from(run_context& cx, std::size_t n) {
+        if constexpr (I < layer_count) {
+            constexpr std::size_t F = fused_after<I>();
+            if constexpr (F > 0) {
+                if (!cx.training && cx.fuse) {
+                    kernels::conv_epilogue e;
+                    if constexpr (kinds[I + 1] == "batch_norm")
+                        std::tie(e.scale, e.shift) = layer<I + 1>().eval_scale_shift();
+                    e.relu = kinds[I + F] == "relu";
+                    cx.layer_index = I;
+                    layer<I>().forward_with(cx, acts_[I].data(), acts_[I + F + 1].data(), n, e);
+                    for (std::size_t i = I + 1; i <= I + F; ++i) formed_[i] = false;
+                    return forward_from<I + F + 1>(cx, n);
+                }
+            }
+            cx.layer_index = I;
+            layer<I>().forward(cx, acts_[I].data(), acts_[I + 1].data(), n);
+            forward_from<I + 1>(cx, n);
+        }
+    }
+
     template <std::size_t I>
     void backward_from(run_context& cx, const float* dy, std::size_t n) {
         if constexpr (I > 0) {
@@ -239,6 +282,7 @@ private:
 
     layers_type layers_;
     std::vector<aligned_buffer<float>> acts_;
+    std::array<bool, layer_count + 1> formed_{};
     aligned_buffer<float> grad_[2], scratch_[2];
     std::size_t capacity_ = 0, last_n_ = 0;
 };

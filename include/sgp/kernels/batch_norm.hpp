@@ -59,7 +59,7 @@ inline void scale_shift(const float* x, float* y, std::size_t len, float scale, 
     const vec a(scale), b(shift);
     std::size_t i = 0;
     for (; i + simd::width <= len; i += simd::width) simd::fma(vec::load_unaligned(x + i), a, b).store_unaligned(y + i);
-    for (; i < len; ++i) y[i] = x[i] * scale + shift;
+    for (; i < len; ++i) y[i] = std::fma(x[i], scale, shift);  // as the vector part: fused
 }
 
 // Backward of y = gamma * (x - mean) * invstd + beta over one channel, given the batch

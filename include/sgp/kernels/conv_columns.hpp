@@ -5,34 +5,11 @@
 #include <algorithm>
 #include <cstddef>
 
-#include "sgp/core/simd.hpp"
+#include "sgp/kernels/copy.hpp"
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/im2col.hpp"
 
 namespace sgp::kernels {
-
-namespace detail {
-// Short copies and fills, inline: a library call per run of a few floats costs more than the
-// run. A ragged end is one more vector overlapping the previous one, not a scalar loop.
-inline void copy_short(const float* src, std::size_t n, float* dst) {
-    constexpr std::size_t W = simd::width;
-    if (n < W) {
-        for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
-        return;
-    }
-    for (std::size_t i = 0; i + W <= n; i += W) simd::vec::load_unaligned(src + i).store_unaligned(dst + i);
-    if (n % W) simd::vec::load_unaligned(src + n - W).store_unaligned(dst + n - W);
-}
-inline void zero_short(float* dst, std::size_t n) {
-    constexpr std::size_t W = simd::width;
-    if (n < W) {
-        for (std::size_t i = 0; i < n; ++i) dst[i] = 0.f;
-        return;
-    }
-    for (std::size_t i = 0; i + W <= n; i += W) simd::vec(0.f).store_unaligned(dst + i);
-    if (n % W) simd::vec(0.f).store_unaligned(dst + n - W);
-}
-}  // namespace detail
 
 // A range of output pixels (columns of the column matrix) as runs within one output row.
 struct pixel_run {
@@ -49,18 +26,6 @@ inline std::size_t pixel_runs(const conv_geometry& g, std::size_t first, std::si
     }
     return runs;
 }
-
-// A row (c, ky, kx) of the column matrix, stepped along without divisions.
-struct column_row {
-    std::size_t c, ky, kx;
-    column_row(const conv_geometry& g, std::size_t r) : c(r / (g.k * g.k)), ky(r / g.k % g.k), kx(r % g.k) {}
-    void next(const conv_geometry& g) {
-        if (++kx == g.k) {
-            kx = 0;
-            if (++ky == g.k) ky = 0, ++c;
-        }
-    }
-};
 
 // What run u of row r reads: input columns for pixels [b, e) of the run (b - u.ox leading
 // and the rest trailing zeros), starting at `src` with stride g.stride; src is null when the

@@ -83,29 +83,29 @@ template <std::size_t R, bool TC>
 void micro_kernel(std::size_t kc, const float* a, const float* b, float* c, std::size_t ldc, std::size_t mr,
                   std::size_t nr, bool add) {
     vec acc[R][NV];
-#pragma GCC unroll 16
-    for (std::size_t i = 0; i < R; ++i)
-#pragma GCC unroll 4
+    SGP_UNROLL(16)
+    for (std::size_t i = 0; i < R; ++i) {
+        SGP_UNROLL(4)
         for (std::size_t j = 0; j < NV; ++j) acc[i][j] = vec(0.f);
+    }
     for (std::size_t k = 0; k < kc; ++k) {
         vec bv[NV];
-#pragma GCC unroll 4
+        SGP_UNROLL(4)
         for (std::size_t j = 0; j < NV; ++j) bv[j] = vec::load_aligned(b + k * NR + j * simd::width);
-#pragma GCC unroll 16
+        SGP_UNROLL(16)
         for (std::size_t i = 0; i < R; ++i) {
             const vec av(a[k * R + i]);
-#pragma GCC unroll 4
+            SGP_UNROLL(4)
             for (std::size_t j = 0; j < NV; ++j) acc[i][j] = simd::fma(av, bv[j], acc[i][j]);
         }
     }
     if (!TC && mr == R && nr == NR) {
-#pragma GCC unroll 16
-        for (std::size_t i = 0; i < R; ++i)
-#pragma GCC unroll 4
-            for (std::size_t j = 0; j < NV; ++j) {
-                float* p = c + i * ldc + j * simd::width;
-                (add ? acc[i][j] + vec::load_unaligned(p) : acc[i][j]).store_unaligned(p);
-            }
+        SGP_UNROLL(16)
+        for (std::size_t i = 0; i < R; ++i) SGP_UNROLL(4)
+        for (std::size_t j = 0; j < NV; ++j) {
+            float* p = c + i * ldc + j * simd::width;
+            (add ? acc[i][j] + vec::load_unaligned(p) : acc[i][j]).store_unaligned(p);
+        }
         return;
     }
     alignas(64) float tile[R * NR];

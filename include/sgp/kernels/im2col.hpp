@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "sgp/core/parallel.hpp"
+#include "sgp/kernels/copy.hpp"
 
 namespace sgp::kernels {
 
@@ -15,9 +16,11 @@ struct valid_span {
     std::size_t lo, hi;  // [lo, hi), lo <= hi
 };
 inline valid_span valid_columns(std::size_t ow, std::size_t w, std::size_t stride, std::size_t kx, std::size_t pad) {
-    // ox * stride + kx >= pad  and  ox * stride + kx < w + pad
-    const std::size_t lo = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
-    const std::size_t hi = w + pad > kx ? std::min(ow, (w + pad - kx + stride - 1) / stride) : 0;
+    // ox * stride + kx >= pad  and  ox * stride + kx < w + pad (no division at stride 1: this
+    // runs once per row of a column matrix)
+    auto ceil_div = [stride](std::size_t a) { return stride == 1 ? a : (a + stride - 1) / stride; };
+    const std::size_t lo = kx >= pad ? 0 : ceil_div(pad - kx);
+    const std::size_t hi = w + pad > kx ? std::min(ow, ceil_div(w + pad - kx)) : 0;
     return {std::min(lo, hi), hi};
 }
 
@@ -31,11 +34,24 @@ struct conv_geometry {
     bool identity() const { return k == 1 && stride == 1 && pad == 0; }
 };
 
+// A row (c, ky, kx) of the column matrix, stepped along without divisions.
+struct column_row {
+    std::size_t c, ky, kx;
+    column_row(const conv_geometry& g, std::size_t r) : c(r / (g.k * g.k)), ky(r / g.k % g.k), kx(r % g.k) {}
+    void next(const conv_geometry& g) {
+        if (++kx == g.k) {
+            kx = 0;
+            if (++ky == g.k) ky = 0, ++c;
+        }
+    }
+};
+
 inline void im2col(const conv_geometry& g, const float* x, float* col, thread_pool* pool) {
     const std::size_t plane = g.h * g.w, cols = g.cols();
     parallel_for(pool, g.rows(), 1, [&](std::size_t r0, std::size_t r1) {
-        for (std::size_t r = r0; r < r1; ++r) {
-            const std::size_t c = r / (g.k * g.k), ky = r / g.k % g.k, kx = r % g.k;
+        column_row row(g, r0);
+        for (std::size_t r = r0; r < r1; ++r, row.next(g)) {
+            const std::size_t c = row.c, ky = row.ky, kx = row.kx;
             const auto [lo, hi] = valid_columns(g.ow, g.w, g.stride, kx, g.pad);
             float* out = col + r * cols;
             for (std::size_t n = 0; n < g.n; ++n) {
@@ -44,19 +60,19 @@ inline void im2col(const conv_geometry& g, const float* x, float* col, thread_po
                     const std::ptrdiff_t iy =
                         static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
                     if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) {
-                        std::fill_n(out, g.ow, 0.f);
+                        detail::zero_short(out, g.ow);
                         continue;
                     }
                     // Columns outside the map are padding; the rest is a (strided) copy of one row.
-                    std::fill_n(out, lo, 0.f);
+                    detail::zero_short(out, lo);
                     if (lo < hi) {
                         const float* row = src + static_cast<std::size_t>(iy) * g.w + lo * g.stride + kx - g.pad;
                         if (g.stride == 1)
-                            std::copy_n(row, hi - lo, out + lo);
+                            detail::copy_short(row, hi - lo, out + lo);
                         else
                             for (std::size_t ox = lo; ox < hi; ++ox) out[ox] = row[(ox - lo) * g.stride];
                     }
-                    std::fill(out + hi, out + g.ow, 0.f);
+                    detail::zero_short(out + hi, g.ow - hi);
                 }
             }
         }

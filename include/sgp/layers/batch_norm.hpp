@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "sgp/kernels/batch_norm.hpp"
 #include "sgp/layers/layer.hpp"
@@ -37,7 +39,9 @@ struct batch_norm_t {
               rmean_(In.c),
               rvar_(In.c),
               mean_(In.c),
-              invstd_(In.c) {
+              invstd_(In.c),
+              scale_(In.c),
+              shift_(In.c) {
             rvar_.fill(1.f);
         }
 
@@ -69,16 +73,36 @@ struct batch_norm_t {
                         const auto s = kernels::bn_channel_stats(xc, len);
                         mean = s.mean;
                         var = s.var;
+                        // Overflowed statistics would normalise the channel to a constant and
+                        // hide the divergence from the loss.
+                        if (!std::isfinite(mean) || !std::isfinite(var))
+                            fail("batch_norm", "channel " + std::to_string(c) +
+                                                   " has non-finite batch statistics (mean " + std::to_string(mean) +
+                                                   ", variance " + std::to_string(var) +
+                                                   "): training diverged; lower the learning rate");
                         rmean_[c] = (1 - Momentum) * rmean_[c] + Momentum * mean;
                         rvar_[c] = (1 - Momentum) * rvar_[c] +
                                    Momentum * var * static_cast<float>(len) / static_cast<float>(len - 1);
                     }
-                    const float inv = 1.f / std::sqrt(var + Eps);
+                    const auto [inv, a, b] = affine(c, mean, var);
                     mean_[c] = mean;
                     invstd_[c] = inv;
-                    kernels::scale_shift(xc, y + c * len, len, gamma_[c] * inv, beta_[c] - mean * gamma_[c] * inv);
+                    kernels::scale_shift(xc, y + c * len, len, a, b);
                 }
             });
+        }
+
+        // The evaluation-mode forward as y = x * scale[c] + shift[c], computed as forward computes
+        // it: a convolution before this layer applies it to its output (see sequential::forward).
+        // The arrays live in the layer and are valid until the next call.
+        std::pair<const float*, const float*> eval_scale_shift() {
+            for (std::size_t c = 0; c < c_; ++c) {
+                const auto [inv, a, b] = affine(c, rmean_[c], rvar_[c]);
+                (void)inv;
+                scale_[c] = a;
+                shift_[c] = b;
+            }
+            return {scale_.data(), shift_.data()};
         }
 
         // Valid after a training-mode forward on the same x (uses its batch statistics).
@@ -109,9 +133,20 @@ struct batch_norm_t {
         float* gamma() { return gamma_.data(); }
         float* gamma_grad() { return dgamma_.data(); }
         float* beta() { return beta_.data(); }
+        const float* running_mean() const { return rmean_.data(); }
+        const float* running_var() const { return rvar_.data(); }
 
     private:
-        aligned_buffer<float> gamma_, dgamma_, beta_, dbeta_, rmean_, rvar_, mean_, invstd_;
+        struct affine_t {
+            float invstd, scale, shift;
+        };
+        // Channel c normalised with (mean, var): one definition for the layer and its fused form.
+        affine_t affine(std::size_t c, float mean, float var) const {
+            const float inv = 1.f / std::sqrt(var + Eps);
+            const float a = gamma_[c] * inv;
+            return {inv, a, beta_[c] - mean * a};
+        }
+        aligned_buffer<float> gamma_, dgamma_, beta_, dbeta_, rmean_, rvar_, mean_, invstd_, scale_, shift_;
         std::size_t c_ = In.c;
         std::int64_t batches_ = 0;
     };

@@ -11,11 +11,24 @@
 
 #include "sgp/core/rng.hpp"
 #include "sgp/kernels/conv_columns.hpp"
+#include "sgp/kernels/direct_conv.hpp"
+#include "sgp/kernels/few_pixel_conv.hpp"
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/im2col.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
+
+enum class conv_method { automatic, gemm, direct, few_pixel };
+
+// Whether the direct convolution beats the GEMM for a stride-1 convolution of `cin` -> `cout`
+// channels whose output plane fills `useful` of the padded plane it is computed on (measured
+// per 3x3 shape, batch 1 and 64, by bench_kernels --methods; docs/performance.md): always for
+// narrow layers, and for wide ones on large maps, where little is computed and dropped. A 1x1
+// convolution keeps the GEMM, which reads its input as the column matrix as it is.
+constexpr bool direct_pays(std::size_t k, std::size_t cin, std::size_t cout, double useful) {
+    return k > 1 && (cout <= 32 || (cin >= 8 && useful >= 0.75));
+}
 
 template <std::size_t Out, std::size_t K, std::size_t S = 1, std::size_t P = K / 2, bool Bias = false>
 struct conv2d {
@@ -68,18 +81,50 @@ struct conv2d {
         std::size_t out_channels() const { return cout_; }
         void set_out_channels(std::size_t c) { cout_ = c; }
 
-        // Scratch floats for up to n images: a formed column matrix only where the forward pass
-        // takes gemm's few-column order (at most 16 columns), and the column gradient of a
-        // convolution that is not stride-1 same-padded.
+        // Scratch floats for up to n images: the padded input and the outputs of the direct
+        // convolution (stride 1), a formed column matrix where the forward pass takes gemm's
+        // few-column order (at most 16 columns), and the column gradient of a convolution that is
+        // not stride-1 same-padded.
         static constexpr std::size_t workspace(std::size_t n) {
-            if constexpr (K == 1 && S == 1 && P == 0) return 0;
+            std::size_t w = 0;
+            if constexpr (S == 1) {
+                const kernels::direct_geometry d{n, In.c, In.h, In.w, K, P};
+                w = std::max(d.input_floats(), d.output_floats(Out));
+            }
+            if constexpr (K == 1 && S == 1 && P == 0) return w;
             const std::size_t rows = In.c * K * K, cols = n * out_shape.plane();
-            if constexpr (S == 1 && 2 * P + 1 == K) return rows * std::min<std::size_t>(cols, 16);
-            return rows * cols;
+            if constexpr (S == 1 && 2 * P + 1 == K) return std::max(w, rows * std::min<std::size_t>(cols, 16));
+            return std::max(w, rows * cols);
         }
 
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
+            forward_with(cx, x, y, n, kernels::conv_epilogue{});
+        }
+
+        // The forward pass with `e` applied to each output as it is written (sequential fuses a
+        // following batch norm and ReLU in evaluation this way).
+        void forward_with(run_context& cx, const float* x, float* y, std::size_t n, kernels::conv_epilogue e) {
+            if constexpr (Bias) e.bias = bias_.data();
             const auto g = geometry(n);
+            // The direct kernels read packed weights in training too: packed again every
+            // training pass (a small cost next to a batch's convolution), so that weights written
+            // between passes are always seen; in evaluation, packed once.
+            if (cx.training) packed_.invalidate();
+            if (uses_few_pixel(n)) {
+                const float* wpk = packed_.get(
+                    few_pixel_layout, cout_, g.rows(), kernels::few_pixel_weights_size(cout_, cin_, K),
+                    [&](float* out) { kernels::pack_few_pixel_weights(weight_.data(), cout_, cin_, K, out); });
+                kernels::few_pixel_conv<K>(direct_geometry(n), x, wpk, cout_, cx.scratch->data(), y, e, cx.pool);
+                return;
+            }
+            if (uses_direct()) {
+                const float* wpk =
+                    packed_.get(direct_layout, cout_, g.rows(), kernels::direct_weights_size(cout_, cin_, K),
+                                [&](float* out) { kernels::pack_direct_weights(weight_.data(), cout_, cin_, K, out); });
+                kernels::direct_conv<K>(direct_geometry(n), x, wpk, cout_, cx.scratch->data(), cx.scratch2->data(), y,
+                                        e, cx.pool);
+                return;
+            }
             // In evaluation the weights are packed once and reused (see for_each_tensor).
             kernels::packed_weights* pw = cx.training ? nullptr : &packed_;
             if (g.identity()) {
@@ -95,11 +140,37 @@ struct conv2d {
                 kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), cx.scratch->data(),
                               g.cols(), y, g.cols(), false, cx.pool, pw);
             }
-            if constexpr (Bias) {
+            if (!e.empty()) {
                 parallel_for(cx.pool, cout_, 1, [&](std::size_t o0, std::size_t o1) {
-                    for (std::size_t o = o0; o < o1; ++o)
-                        for (std::size_t i = 0, L = g.cols(); i < L; ++i) y[o * L + i] += bias_[o];
+                    for (std::size_t o = o0; o < o1; ++o) e.apply(o, y + o * g.cols(), y + o * g.cols(), g.cols());
                 });
+            }
+        }
+
+        // Which algorithm forward uses: `automatic` picks per shape (see uses_direct); the
+        // others force one, for benchmarks and tests. Results agree to float rounding.
+        void set_method(conv_method m) { method_ = m; }
+        conv_method method() const { return method_; }
+
+        // Whether forward runs the few-pixel convolution (kernels/few_pixel_conv.hpp) for a batch of n.
+        bool uses_few_pixel(std::size_t n) const {
+            if constexpr (S != 1) {
+                return false;
+            } else {
+                // Measured for 3x3 kernels; a 1x1 keeps the GEMM (see direct_pays).
+                if (n * out_shape.plane() > kernels::few_pixel_limit) return false;
+                return (method_ == conv_method::automatic && K > 1) || method_ == conv_method::few_pixel;
+            }
+        }
+        // Whether forward runs the direct convolution (kernels/direct_conv.hpp) rather than the GEMM.
+        bool uses_direct() const {
+            if constexpr (S != 1) {
+                return false;
+            } else {
+                if (method_ != conv_method::automatic) return method_ == conv_method::direct;
+                constexpr double useful =
+                    static_cast<double>(out_shape.plane()) / static_cast<double>((In.h + 2 * P) * (In.w + 2 * P));
+                return direct_pays(K, cin_, cout_, useful);
             }
         }
 
@@ -186,10 +257,14 @@ struct conv2d {
         kernels::conv_geometry geometry(std::size_t n) const {
             return {n, cin_, In.h, In.w, K, S, P, out_shape.h, out_shape.w};
         }
+        kernels::direct_geometry direct_geometry(std::size_t n) const { return {n, cin_, In.h, In.w, K, P}; }
+        // The packed_weights layout key of the direct convolution's weights (gemm's are 0 and tile rows).
+        static constexpr std::size_t direct_layout = 1000, few_pixel_layout = 1001;
         aligned_buffer<float> weight_, dweight_, flipped_, bias_, dbias_;
         std::vector<std::size_t> origin_;
         kernels::packed_weights packed_;
         std::size_t cin_ = In.c, cout_ = Out;
+        conv_method method_ = conv_method::automatic;
     };
 };
 

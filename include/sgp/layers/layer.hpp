@@ -27,6 +27,10 @@ struct run_context {
     std::uint64_t seed = 0;  // with `step`, seeds stochastic layers (dropout) deterministically
     std::uint64_t step = 0;
     std::size_t layer_index = 0;
+    // In evaluation, sequential runs conv2d -> batch_norm (-> relu) as one pass (the batch norm
+    // and ReLU applied as the convolution writes); the activations in between are then not
+    // formed. false forms every activation.
+    bool fuse = true;
     aligned_buffer<float>* scratch = nullptr;   // column matrix of a convolution
     aligned_buffer<float>* scratch2 = nullptr;  // its gradient
 };
