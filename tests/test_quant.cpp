@@ -196,6 +196,10 @@ TEST_CASE("fold: batch norms folded, ReLUs fused, dropout gone; the float model 
         float_forward(m, img.data(), acts);
         for (std::size_t k = 0; k < 3; ++k) CHECK(acts.back()[k] == doctest::Approx(y[k * n + i]).epsilon(1e-4));
     }
+    // Widths changed without update_widths: refused, not folded into a wrong model.
+    auto stale = make_net();
+    stale.layer<0>().set_out_channels(4);
+    CHECK_THROWS_WITH_AS(fold(stale), doctest::Contains("update_widths"), sgp::error);
     // Unsupported layers are refused by name.
     sgp::sequential<sgp::input<1, 4, 4>, conv3x3<2>, avg_pool<2>, flatten, linear<2>> with_avg;
     CHECK_THROWS_WITH_AS(fold(with_avg), doctest::Contains("avg_pool"), sgp::error);

@@ -90,9 +90,12 @@ qmodel fold(Net& net) {
             if constexpr (L::kind == "conv2d") {
                 q.k = L::kernel, q.stride = L::stride, q.pad = L::padding;
                 q.h = h, q.w = w, q.oh = L::out_shape.h, q.ow = L::out_shape.w;
-            } else {
-                q.cin = l.input_channels();  // flattened features
             }
+            // A linear layer reads the flattened features: c already counts them.
+            if (q.cin != c)
+                fail("quant::fold", "layer " + std::to_string(i) + " reads " + std::to_string(q.cin) +
+                                        " input channels, the layer before gives " + std::to_string(c) +
+                                        " (call update_widths after changing widths)");
             const std::size_t taps = q.cin * q.k * q.k;
             const float* wt = l.weight();
             q.weight.assign(wt, wt + q.cout * taps);
