@@ -64,13 +64,6 @@ struct conv_epilogue {
         const float bs = bias ? bias[m] : 0.f, as = scale ? scale[m] : 1.f, ts = shift ? shift[m] : 0.f;
         return {simd::vec(bs), simd::vec(as), simd::vec(ts), bs, as, ts, this};
     }
-    // One value of output channel m.
-    float operator()(std::size_t m, float v) const {
-        if (bias) v = v + bias[m];
-        if (scale) v = std::fma(v, scale[m], shift ? shift[m] : 0.f);
-        if (relu) v = v > 0.f ? v : 0.f;
-        return v;
-    }
     // dst[i] = f(src[i]) for output channel m.
     void apply(std::size_t m, const float* src, float* dst, std::size_t len) const {
         const channel f = of(m);

@@ -90,8 +90,10 @@ void run(const direct_geometry& g, const float* xpad, const float* wpk, std::siz
         for (std::size_t b = b0; b < b1; ++b) {
             tile<P, V, K>(xpad, g.in_stride(), g.c, g.wp(), off, wpk + b * V * ws, ws, out);
             const std::size_t o0 = b * B, o1 = std::min(m, o0 + B);
-            for (std::size_t o = o0; o < o1; ++o)
-                for (std::size_t i = 0; i < pixels; ++i) y[o * pixels + i] = e(o, out[i * B + o - o0]);
+            for (std::size_t o = o0; o < o1; ++o) {
+                const auto f = e.of(o);
+                for (std::size_t i = 0; i < pixels; ++i) y[o * pixels + i] = f(out[i * B + o - o0]);
+            }
         }
     });
 }

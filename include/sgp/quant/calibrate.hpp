@@ -113,7 +113,12 @@ public:
     // `sample` values per activation are kept for the mean-squared-error search (every value
     // while there is room, then every k-th); the maximum is always exact.
     explicit calibrator(qmodel& m, calibration method = calibration::max_abs, std::size_t sample = 1u << 18)
-        : m_(m), method_(method), sample_(sample), max_(m.ops.size() + 1, 0.0), values_(m.ops.size() + 1) {}
+        : m_(m),
+          method_(method),
+          sample_(sample),
+          max_(m.ops.size() + 1, 0.0),
+          values_(m.ops.size() + 1),
+          seen_(m.ops.size() + 1, 0) {}
 
     // One image, [C][H][W].
     void observe(const float* x) {
@@ -156,18 +161,13 @@ private:
             max_[slot] = std::max(max_[slot], static_cast<double>(std::abs(v[j])));
             if (method_ != calibration::mse) continue;
             // Deterministic thinning: keep every `stride`-th value once the sample is full.
-            const std::size_t seen = seen_count(slot)++;
+            const std::size_t seen = seen_[slot]++;
             if (keep.size() < sample_)
                 keep.push_back(v[j]);
             else if (seen % (seen / sample_ + 1) == 0)
                 keep[seen % sample_] = v[j];
         }
     }
-    std::size_t& seen_count(std::size_t slot) {
-        if (seen_.size() != values_.size()) seen_.assign(values_.size(), 0);
-        return seen_[slot];
-    }
-
     qmodel& m_;
     calibration method_;
     std::size_t sample_, images_ = 0;
