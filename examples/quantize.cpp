@@ -5,6 +5,7 @@
 #include <sgp/quant/calibrate.hpp>
 #include <sgp/sgp.hpp>
 #include <sgp/target/int8_reference.hpp>
+#include <sgp/target/int8_target.hpp>
 #include <string>
 #include <vector>
 
@@ -55,12 +56,15 @@ int run(const options& o) {
 
     sgp::batch_loader test(test_set, lo);
     test.start_epoch(0);
-    sgp::target::int8_reference int8(m);
+    // The fast int8 path gives the figures; every image also runs through the scalar reference,
+    // and the two must agree bit for bit.
+    sgp::target::int8_target int8(m);
+    sgp::target::int8_reference reference(m);
     net.reserve(256);
     sgp::run_context cx;
-    std::vector<float> out(m.outputs());
+    std::vector<float> out(m.outputs()), ref_out(m.outputs());
     const std::size_t k = out.size();
-    std::size_t seen = 0, float_correct = 0, int8_correct = 0, agree = 0;
+    std::size_t seen = 0, float_correct = 0, int8_correct = 0, agree = 0, mismatches = 0;
     auto argmax = [](const float* v, std::size_t n, std::size_t stride) {
         std::size_t a = 0;
         for (std::size_t i = 1; i < n; ++i)
@@ -73,6 +77,8 @@ int run(const options& o) {
         for (std::size_t i = 0; i < n; ++i) {
             const std::size_t f = argmax(y + i, k, n);
             int8.run(batch.data() + i * P, out.data());
+            reference.run(batch.data() + i * P, ref_out.data());
+            mismatches += int8.last_output() != reference.last_output();
             const std::size_t q = argmax(out.data(), k, 1);
             float_correct += f == static_cast<std::size_t>(labels[i]);
             int8_correct += q == static_cast<std::size_t>(labels[i]);
@@ -84,6 +90,8 @@ int run(const options& o) {
                  qa = static_cast<double>(int8_correct) / static_cast<double>(seen);
     std::printf("%zu test images: float %.2f %%, int8 %.2f %% (%+.2f points), same class on %.2f %%\n", seen, 100 * fa,
                 100 * qa, 100 * (qa - fa), 100.0 * static_cast<double>(agree) / static_cast<double>(seen));
+    std::printf("fast int8 path (%s) vs the scalar reference: %zu of %zu images differ\n",
+                sgp::target::int8_target::lanes_name(), mismatches, seen);
     std::printf("fix points (%s calibration on %zu images): input %d\n", o.calibration.c_str(), cal.images(), m.fp_in);
     for (std::size_t i = 0; i < m.ops.size(); ++i)
         if (const auto* c = std::get_if<sgp::quant::qconv>(&m.ops[i])) {
@@ -106,7 +114,9 @@ int run(const options& o) {
             .field("int8_accuracy", qa)
             .field("same_class_fraction", static_cast<double>(agree) / static_cast<double>(seen))
             .field("fp_input", m.fp_in)
-            .field("adjustments", m.adjustments.size());
+            .field("adjustments", m.adjustments.size())
+            .field("int8_lanes", sgp::target::int8_target::lanes_name())
+            .field("fast_path_mismatches", mismatches);
         j.key("layers").begin_array();
         for (std::size_t i = 0; i < m.ops.size(); ++i)
             if (const auto* c = std::get_if<sgp::quant::qconv>(&m.ops[i])) {
@@ -125,6 +135,9 @@ int run(const options& o) {
         j.end_array().end_object();
         j.save(o.json);
     }
+    if (mismatches)
+        throw sgp::error("the fast int8 path differs from the scalar reference on " + std::to_string(mismatches) +
+                         " images");
     return 0;
 }
 
