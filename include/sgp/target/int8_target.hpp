@@ -111,6 +111,12 @@ public:
         out_q_.resize(maps_.back().c * maps_.back().h * maps_.back().w);
     }
 
+    // The kernels hold pointers into the buffers: movable (the buffers stay), not copyable.
+    basic_int8_target(const basic_int8_target&) = delete;
+    basic_int8_target& operator=(const basic_int8_target&) = delete;
+    basic_int8_target(basic_int8_target&&) noexcept = default;
+    basic_int8_target& operator=(basic_int8_target&&) noexcept = default;
+
     std::size_t outputs() const { return out_q_.size(); }
     int input_fix_point() const { return fp_in_; }
     int output_fix_point() const { return fp_out_; }

@@ -1,0 +1,23 @@
+# emit_header end to end: the quantize example writes the pruned source VGG13BN (weights from
+# docs/results) as a static header with its int8 model, plus 16 test images and the source
+# network's outputs; a program that includes them, and reads no file, is compiled with the
+# project's flags and must reproduce every output exactly.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+execute_process(COMMAND ${QUANTIZE} --weights ${SOURCE}/docs/results/sgp_vgg13bn_source_pruned.npz
+                        --calib-images 64 --test-limit 64 --header ${WORK}/model.hpp
+                        --header-check ${WORK}/check_data.hpp RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT EXISTS ${WORK}/model.hpp)
+  message(FATAL_ERROR "quantize --header failed: ${log} ${err}")
+endif()
+separate_arguments(flags UNIX_COMMAND "${FLAGS}")
+execute_process(COMMAND ${CXX} ${flags} -I${SOURCE}/include -I${WORK} ${SOURCE}/tests/static_header_check.cpp
+                        -o ${WORK}/check -lz -pthread RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the program on the emitted header does not compile: ${err}")
+endif()
+execute_process(COMMAND ${WORK}/check RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message(STATUS "${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the static header's outputs differ from the source network's: ${out} ${err}")
+endif()
