@@ -7,13 +7,15 @@
 #   inference  VGG13-BN batch 1 (1 thread) and batch 64 (2 threads), full and pruned widths,
 #              against a frozen, inference-optimised TorchScript model
 #   training   VGG13-BN batch 64, 1 and 2 threads, against eager PyTorch
+#   int8       the pruned source VGG13BN (docs/results weights) at batch 1, 1 thread: float
+#              against the fast int8 path (and the scalar int8 reference)
 #   compile    time to compile examples/train_fashion_mnist.cpp at -O2
 # Writes docs/results/bench.json (or $1) with every figure and the ratios sgp / PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/results/bench.json}
 cmake --preset default >/dev/null
-cmake --build build/default --target bench_train_throughput bench_inference bench_kernels -j 2 >/dev/null
+cmake --build build/default --target bench_train_throughput bench_inference bench_kernels bench_int8 -j 2 >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 b=./build/default/bench
@@ -28,6 +30,7 @@ for w in full pruned; do
   $b/bench_inference --widths $w --batch 64 --threads 2 --json "$tmp/sgp_infer_${w}_b64.json"
   $py $ref/torch_infer.py --widths $w --batch 64 --threads 2 --json "$tmp/torch_infer_${w}_b64.json"
 done
+$b/bench_int8 --weights docs/results/sgp_vgg13bn_source_pruned.npz --json "$tmp/int8.json"
 for t in 1 2; do
   $b/bench_train_throughput --model vgg13bn --threads $t --json "$tmp/sgp_train_${t}t.json"
   $py $ref/torch_train.py --model vgg13bn --threads $t --json "$tmp/torch_train_${t}t.json"
@@ -46,7 +49,8 @@ r = {"machine": {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cp
                  "cores": os.cpu_count(), "kernel": platform.release()},
      "kernels": {f"{t}t": load(f"kernels_{t}t") for t in (1, 2)},
      "conv_methods_1t": load("methods_1t"),
-     "inference": {}, "training": {}, "compile_seconds_train_fashion_mnist": compile_s}
+     "inference": {}, "training": {}, "int8_pruned_b1": load("int8"),
+     "compile_seconds_train_fashion_mnist": compile_s}
 for w in ("full", "pruned"):
     for b in ("b1", "b64"):
         s, t = load(f"sgp_infer_{w}_{b}"), load(f"torch_infer_{w}_{b}")
@@ -61,6 +65,7 @@ r["floors"] = {
     "inference_full_b1_speedup": r["inference"]["full_b1"]["speedup_sgp_over_pytorch"],
     "inference_pruned_b1_speedup": r["inference"]["pruned_b1"]["speedup_sgp_over_pytorch"],
     "conv64_fwd_2t_fraction_of_peak": conv["fraction_of_peak"],
+    "int8_pruned_b1_speedup_over_float": r["int8_pruned_b1"]["int8_speedup_over_float"],
     "compile_seconds": compile_s}
 tmpout = out + ".tmp"
 json.dump(r, open(tmpout, "w"), indent=1)

@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and trains the demo-size VGG13-BN on
-# Fashion-MNIST (about 5 minutes on 2 cores). Extra arguments go to the program, e.g.
-#   scripts/demo.sh --model vgg13bn --epochs 1
+# The main job: the whole pipeline on Fashion-MNIST with the demo-size VGG13-BN (1/4 width),
+# on the first 20,000 training images (all 10,000 test images):
+#   1. baseline training, 2. sparsity training (L1 on the BatchNorm scales), 3. SGP: rounds of
+#   layer-wise pruning and fine-tuning, then a final fine-tuning (and Network Slimming at the
+#   same budget, for comparison), 4. quantization to the DPU's power-of-two INT8 and its test
+#   accuracy (fast int8 path, checked against the DPU's arithmetic on every image),
+#   5. export: the .xmodel for vai_c_xir and a static C++ header of the pruned network.
+# Everything lands in runs/pipeline/; a rerun resumes the training stages where they stopped.
+# Extra arguments go to the SGP stage, e.g.  scripts/demo.sh --limit 0   (all 60,000 images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset default -DSGP_BUILD_TESTS=OFF -DSGP_BUILD_BENCH=OFF >/dev/null
-cmake --build build/default --target train_fashion_mnist -j 2
-mkdir -p runs
-./build/default/examples/train_fashion_mnist --json runs/demo.json "$@"
-echo "results: runs/demo.json"
+cmake --build build/default --target sgp_experiment quantize sgp_xmodel_info -j 2
+bin=build/default/examples
+run=runs/pipeline
+mkdir -p "$run"
+
+echo "== 1-3. train, sparsity-train, prune (SGP) and fine-tune"
+"$bin/sgp_experiment" --model demo --limit 20000 --baseline-epochs 2 --sparse-epochs 2 --rounds 3 --lambda 5e-4 \
+  --finetune-epochs 1 --final-epochs 1 --dir "$run/train" --json "$run/sgp.json" "$@"
+
+echo "== 4-5. quantize to INT8, int8 accuracy, export .xmodel and header"
+"$bin/quantize" --model demo --weights "$run/train/sgp.npz" --json "$run/quant.json" \
+  --xmodel "$run/model.xmodel" --header "$run/model.hpp"
+"$bin/sgp-xmodel-info" "$run/model.xmodel" | head -n 1
+
+echo "results: $run/sgp.json (pruning), $run/quant.json (int8), $run/model.xmodel, $run/model.hpp"

@@ -28,6 +28,8 @@ struct loader_options {
 
 class batch_loader {
 public:
+    // A temporary data set would dangle: the loader keeps a pointer to it.
+    batch_loader(const dataset&& d, loader_options o) = delete;
     batch_loader(const dataset& d, loader_options o) : d_(&d), o_(std::move(o)) {
         if (d.size() == 0) fail(d.source, "the data set is empty");
         if (o_.batch == 0) fail("batch_loader", "batch size must be at least 1");
