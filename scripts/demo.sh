@@ -24,6 +24,7 @@ echo "== 1-3. train, sparsity-train, prune (SGP) and fine-tune"
 echo "== 4-5. quantize to INT8, int8 accuracy, export .xmodel and header"
 "$bin/quantize" --model demo --weights "$run/train/sgp.npz" --json "$run/quant.json" \
   --xmodel "$run/model.xmodel" --header "$run/model.hpp"
-"$bin/sgp-xmodel-info" "$run/model.xmodel" | head -n 1
+"$bin/sgp-xmodel-info" "$run/model.xmodel" > "$run/model_info.txt"  # ops, shapes, fix points
+head -n 1 "$run/model_info.txt"
 
-echo "results: $run/sgp.json (pruning), $run/quant.json (int8), $run/model.xmodel, $run/model.hpp"
+echo "results: $run/sgp.json (pruning), $run/quant.json (int8), $run/model.xmodel ($run/model_info.txt), $run/model.hpp"
