@@ -132,8 +132,7 @@ void emit_header(Net& net, const quant::qmodel* q, const std::string& path, cons
         std::vector<std::size_t> convs;
         for (std::size_t i = 0; i < q->ops.size(); ++i)
             if (const auto* c = std::get_if<quant::qconv>(&q->ops[i])) {
-                if (c->qweight.size() != c->weight.size())
-                    fail("emit_header", "the quantized model is not calibrated: run quant::calibrator first");
+                quant::require_calibrated(*c, "emit_header");
                 const std::string p = "q" + std::to_string(i);
                 detail::write_array(out, "std::int8_t", p + "_weight", c->qweight.data(), c->qweight.size());
                 detail::write_array(out, "std::int8_t", p + "_bias", c->qbias.data(), c->qbias.size());

@@ -118,15 +118,10 @@ inline sgp::xmodel::pb::Graph to_graph(const quant::qmodel& m, const std::string
     std::string last = b.fix("input", m.fp_in, dims);
     for (std::size_t i = 0; i < m.ops.size(); ++i) {
         if (const auto* q = std::get_if<quant::qconv>(&m.ops[i])) {
-            if (q->qweight.size() != q->weight.size() || q->qbias.size() != q->cout)
-                fail("xmodel::to_graph", "the model is not calibrated (no int8 weights): run quant::calibrator first");
+            quant::require_calibrated(*q, "xmodel::to_graph");
             const std::string p = "layer" + std::to_string(q->layer);
-            // A linear layer after a flatten reads the whole map: its kernel is the map.
-            const bool flattened = q->k == 1 && q->h == 1 && q->w == 1 && h * w > 1 && c * h * w == q->cin;
-            if (!flattened && (q->cin != c || q->h != h || q->w != w))
-                fail("xmodel::to_graph", "op " + std::to_string(i) + " does not read what the op before writes");
-            const std::size_t kh = flattened ? h : q->k, kw = flattened ? w : q->k, cin = flattened ? c : q->cin;
-            const std::size_t stride = flattened ? 1 : q->stride, pad = flattened ? 0 : q->pad;
+            const auto win = quant::window_of(*q, c, h, w, "xmodel::to_graph", i);
+            const std::size_t kh = win.kh, kw = win.kw, cin = win.cin, stride = win.stride, pad = win.pad;
             std::vector<float> wt(q->cout * kh * kw * cin), bias(q->cout);
             for (std::size_t o = 0; o < q->cout; ++o) {
                 for (std::size_t ci = 0; ci < cin; ++ci)
@@ -139,7 +134,7 @@ inline sgp::xmodel::pb::Graph to_graph(const quant::qmodel& m, const std::string
             const std::vector<std::uint32_t> wdims{u32(q->cout), u32(kh), u32(kw), u32(cin)};
             const std::string wfix = b.fix(b.constant(p + "_weights", wt, wdims), q->fp_w, wdims);
             const std::string bfix = b.fix(b.constant(p + "_bias", bias, {u32(q->cout)}), q->fp_b, {u32(q->cout)});
-            const std::size_t oh = flattened ? 1 : q->oh, ow = flattened ? 1 : q->ow;
+            const std::size_t oh = win.oh, ow = win.ow;
             dims = {1, u32(oh), u32(ow), u32(q->cout)};
             auto& conv = b.add(p + "_conv2d", "conv2d", dims, {{"input", last}, {"weights", wfix}, {"bias", bfix}});
             const auto K = [](std::size_t v) { return static_cast<std::int32_t>(v); };

@@ -65,6 +65,30 @@ struct qmodel {
     int fp_before(std::size_t i) const { return i == 0 ? fp_in : fp_after(i - 1); }
 };
 
+// Refuses a conv whose int8 tensors calibration has not set yet.
+inline void require_calibrated(const qconv& c, const std::string& where) {
+    if (c.qweight.size() != c.weight.size() || c.qbias.size() != c.cout)
+        fail(where, "the model is not calibrated (no int8 weights): run quant::calibrator first");
+}
+
+// The window a conv op slides over the map (c, h, w) it reads. A linear layer after a
+// flatten reads that map as c*h*w features (a 1x1 conv of a 1x1 map in the qmodel): its
+// window is the whole map, unpadded, which gives the same sums over [c][h][w] to the int8
+// path and to the exported graph. Fails, naming op `index`, when the op does not read that map.
+struct conv_window {
+    std::size_t cin = 1, kh = 1, kw = 1, stride = 1, pad = 0, oh = 1, ow = 1;
+    bool flattened = false;
+};
+inline conv_window window_of(const qconv& q, std::size_t c, std::size_t h, std::size_t w, const std::string& where,
+                             std::size_t index) {
+    if (q.k == 1 && q.h == 1 && q.w == 1 && h * w > 1 && c * h * w == q.cin) return {c, h, w, 1, 0, 1, 1, true};
+    if (q.cin != c || q.h != h || q.w != w)
+        fail(where, "op " + std::to_string(index) + " reads " + std::to_string(q.cin) + "x" + std::to_string(q.h) +
+                        "x" + std::to_string(q.w) + ", the op before gives " + std::to_string(c) + "x" +
+                        std::to_string(h) + "x" + std::to_string(w));
+    return {q.cin, q.k, q.k, q.stride, q.pad, q.oh, q.ow, false};
+}
+
 // The network in evaluation form, at its active widths. Supported: conv2d and linear (with a
 // following batch_norm and/or relu), max_pool, flatten, dropout. Anything else (an average
 // pool, a batch norm or ReLU with no convolution before it) is refused by name.

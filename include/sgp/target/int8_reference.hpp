@@ -62,8 +62,7 @@ class int8_reference {
 public:
     explicit int8_reference(const quant::qmodel& m) : m_(m) {
         for (const auto& op : m.ops)
-            if (const auto* c = std::get_if<quant::qconv>(&op); c && c->qweight.size() != c->weight.size())
-                fail("int8_reference", "the model is not calibrated (no int8 weights): run quant::calibrator first");
+            if (const auto* c = std::get_if<quant::qconv>(&op)) quant::require_calibrated(*c, "int8_reference");
     }
 
     void run(const float* x, float* out) {

@@ -68,16 +68,8 @@ public:
             map& in = maps_[i];
             map& out = maps_[i + 1];
             if (const auto* c = std::get_if<quant::qconv>(&m.ops[i])) {
-                if (c->qweight.size() != c->weight.size() || c->qbias.size() != c->cout)
-                    fail("int8_target", "the model is not calibrated (no int8 weights): run quant::calibrator first");
-                const bool flattened =
-                    c->k == 1 && c->h == 1 && c->w == 1 && in.h * in.w > 1 && in.c * in.h * in.w == c->cin;
-                if (!flattened && (c->cin != in.c || c->h != in.h || c->w != in.w))
-                    fail("int8_target", "op " + std::to_string(i) + " reads " + std::to_string(c->cin) + "x" +
-                                            std::to_string(c->h) + "x" + std::to_string(c->w) +
-                                            ", the op before gives " + std::to_string(in.c) + "x" +
-                                            std::to_string(in.h) + "x" + std::to_string(in.w));
-                in.border = flattened ? 0 : c->pad;
+                quant::require_calibrated(*c, "int8_target");
+                in.border = quant::window_of(*c, in.c, in.h, in.w, "int8_target", i).pad;
                 out.c = c->cout, out.h = c->oh, out.w = c->ow;
             } else {
                 const auto& p = std::get<quant::qmax_pool>(m.ops[i]);
@@ -150,9 +142,8 @@ private:
     void pack_with(op& o, const quant::qconv& c, int fp, std::size_t index) {
         map& in = maps_[o.in];
         map& out = maps_[o.out];
-        const bool flattened = c.k == 1 && c.h == 1 && c.w == 1 && in.h * in.w > 1;
-        const std::size_t kh = flattened ? in.h : c.k, kw = flattened ? in.w : c.k;
-        const std::size_t cin = flattened ? in.c : c.cin, c4 = in.c4;
+        const auto win = quant::window_of(c, in.c, in.h, in.w, "int8_target", index);
+        const std::size_t kh = win.kh, kw = win.kw, cin = win.cin, c4 = in.c4;
         const std::size_t cout_pad = (c.cout + L::lanes - 1) / L::lanes * L::lanes;
         const auto [cut, sb] = quant::shifts_of(c, fp);
         if (cut < 0 || cut > 24)
@@ -191,7 +182,7 @@ private:
         auto& g = o.args;
         g.in = in.bytes.data();  // the window of output (0, 0) starts in the corner of the border
         g.in_c4 = c4, g.in_row = in.row();
-        g.kh = kh, g.kw = kw, g.stride = flattened ? 1 : c.stride;
+        g.kh = kh, g.kw = kw, g.stride = win.stride;
         g.oh = out.h, g.ow = out.w;
         g.out_c4 = out.c4;
         g.out = out.origin(), g.out_row = out.row();
