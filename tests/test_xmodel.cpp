@@ -1,7 +1,11 @@
-// The .xmodel exporter: files read back with protobuf have every op, edge, shape and attribute
-// type of a quantized XIR graph; the graph, interpreted as XIR defines its ops (NHWC, OHWI,
-// fix = DPU_ROUND and saturation), computes exactly what the int8 reference computes; corrupt
-// and truncated files are clear errors (and the reader is fuzzed for a while).
+// The .xmodel exporter and reader. Read back with sgp's schema, a file has every op, edge, shape
+// and attribute type of a quantized XIR graph, and the graph, interpreted as XIR defines its
+// ops (NHWC, OHWI, fix = DPU_ROUND and saturation), computes exactly what the int8 reference
+// computes. Independently of sgp's schema: a wire-format walker checks the encoding XIR
+// requires, and files XIR's own writer produced (tests/fixtures/xir) read back and compute
+// the same integers. The pre-check refuses what XIR's reader would abort on; corrupt and
+// truncated files are clear errors (and the reader is fuzzed for a while). Against the real
+// XIR itself: test_xir.cpp, where XIR is available.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -17,6 +21,8 @@
 
 #include "helpers.hpp"
 #include "qmodel_fixtures.hpp"
+#include "xir_fixtures.hpp"
+#include "xmodel_mutations.hpp"
 
 using namespace sgp::quant;
 using A = sgp::xmodel::pb::AttrValue;
@@ -71,7 +77,7 @@ std::map<std::string, tensor> interpret(const sgp::xmodel::pb::Graph& g, const s
             for (std::uint32_t c = 0; c < C; ++c)
                 for (std::uint32_t i = 0; i < H * W; ++i) out.v[i * C + c] = nchw[c * H * W + i];
         } else if (type == "const") {
-            const auto& bytes = op.op_attr().at("data").bytes_value();
+            const auto& bytes = op.op_attr().at("data").bytes_value().value();
             out.v.resize(bytes.size() / 4);
             for (std::size_t i = 0; i < out.v.size(); ++i) {
                 std::uint32_t u = 0;
@@ -167,7 +173,7 @@ void check_structure(const qmodel& m, const sgp::xmodel::pb::Graph& g) {
                                 cout = static_cast<std::uint32_t>(q->cout);
             const auto& wt = expect(p + "_weights", "const", {cout, kh, kw, cin}, {});
             CHECK(type_of(wt, "data") == A::kBytesValue);
-            CHECK(wt.op_attr().at("data").bytes_value().size() == 4u * cout * kh * kw * cin);
+            CHECK(wt.op_attr().at("data").bytes_value().value().size() == 4u * cout * kh * kw * cin);
             CHECK(type_of(wt, "shape") == A::kInt32Vec);
             CHECK(type_of(wt, "data_type") == A::kStringValue);
             const auto wf = expect_fix(p + "_weights", q->fp_w, {cout, kh, kw, cin});
@@ -263,18 +269,26 @@ TEST_CASE("corrupt, truncated and inconsistent .xmodel files are errors naming t
     CHECK_THROWS_WITH_AS(sgp::xmodel::validate(dup, "dup"), doctest::Contains("two ops are named"), sgp::error);
     auto nofix = sgp::xmodel::to_graph(m);
     (*nofix.mutable_op_node(1)->mutable_op_attr())["fix_point"].set_string_value("7");
-    CHECK_THROWS_WITH_AS(sgp::xmodel::validate(nofix, "nofix"), doctest::Contains("no int32 fix_point"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::xmodel::validate(nofix, "nofix"),
+                         doctest::Contains("attribute 'fix_point' is a string (field 11), XIR's is an int32"),
+                         sgp::error);
     std::ostringstream text;
     sgp::xmodel::describe(sgp::xmodel::read(good), text);
     CHECK(text.str().find("fix_point: int32 ") != std::string::npos);
     CHECK(text.str().find("conv2d") != std::string::npos);
     // Graphs the int8 path cannot run are refused by name.
+    // An op XIR accepts (a custom type with its shape and data type) but the int8 path has no form of.
     auto odd = sgp::xmodel::to_graph(m);
-    odd.mutable_op_node(odd.op_node_size() - 2)->set_op_type("softmax");
-    CHECK_THROWS_WITH_AS(sgp::xmodel::to_qmodel(odd, "odd"), doctest::Contains("'softmax' has no int8 form"),
+    auto& custom = *odd.mutable_op_node(odd.op_node_size() - 2);
+    custom.set_op_type("my-activation");
+    auto* shape = (*custom.mutable_op_attr())["shape"].mutable_int32_vec();
+    for (auto d : custom.output_tensor().tensor_dim()) shape->add_value(static_cast<int>(d));
+    (*custom.mutable_op_attr())["data_type"].set_string_value("FLOAT32");
+    CHECK_NOTHROW(sgp::xmodel::validate(odd, "odd"));
+    CHECK_THROWS_WITH_AS(sgp::xmodel::to_qmodel(odd, "odd"), doctest::Contains("'my-activation' has no int8 form"),
                          sgp::error);
     auto offgrid = sgp::xmodel::to_graph(m);
-    (*offgrid.mutable_op_node(2)->mutable_op_attr())["data"].mutable_bytes_value()->at(1) ^= 0x01;
+    (*offgrid.mutable_op_node(2)->mutable_op_attr())["data"].mutable_bytes_value()->mutable_value()->at(1) ^= 0x01;
     CHECK_THROWS_WITH_AS(sgp::xmodel::to_qmodel(offgrid, "offgrid"), doctest::Contains("is not an int8"), sgp::error);
 }
 
@@ -283,39 +297,14 @@ TEST_CASE("corrupt, truncated and inconsistent .xmodel files are errors naming t
 // makes it a long run (docs/deployment.md gives the figures).
 TEST_CASE("fuzz: mutated .xmodel bytes never crash the reader") {
     const auto m = sgp_test::random_model(9);
-    std::string bytes;
-    REQUIRE(sgp::xmodel::to_graph(m).SerializeToString(&bytes));
+    const std::string bytes = sgp::xmodel::to_bytes(sgp::xmodel::to_graph(m), "fuzz");
     const char* env = std::getenv("SGP_FUZZ_SECONDS");
     const double seconds = env ? std::atof(env) : 2.0;
     sgp::rng r(123);
     std::size_t runs = 0, accepted = 0, refused = 0;
     const auto t0 = std::chrono::steady_clock::now();
     while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
-        std::string b = bytes;
-        const int edits = 1 + static_cast<int>(r.next() % 3);
-        for (int e = 0; e < edits && !b.empty(); ++e) {
-            const std::size_t at = r.next() % b.size();
-            switch (r.next() % 9) {
-                case 0:
-                    b[at] = static_cast<char>(b[at] ^ (1 << (r.next() % 8)));
-                    break;
-                case 1:
-                    b[at] = static_cast<char>(r.next());
-                    break;
-                case 2:
-                    b.resize(at);
-                    break;
-                case 3:
-                    b.insert(at, 1 + r.next() % 16, static_cast<char>(r.next()));
-                    break;
-                case 4:
-                    b.erase(at, 1 + r.next() % 16);
-                    break;
-                default:
-                    b[at] = static_cast<char>(b[at] + 1 - static_cast<int>(r.next() % 3));
-                    break;
-            }
-        }
+        const std::string b = sgp_test::mutate_bytes(bytes, r);
         try {
             const auto g = sgp::xmodel::parse(b, "fuzz");
             std::ostringstream text;
@@ -330,4 +319,266 @@ TEST_CASE("fuzz: mutated .xmodel bytes never crash the reader") {
                                      << " refused");
     CHECK(runs == accepted + refused);
     CHECK(refused > 0);
+}
+
+// ---- Checks that do not go through sgp's .proto ----------------------------------------------
+
+namespace {
+
+// A minimal protobuf wire-format walker, independent of sgp's schema: a message is a list of
+// (field number, wire type, value) where the value is a varint, 4 or 8 bytes, or a
+// length-delimited byte run (a string, bytes, a nested message or a packed list).
+struct wire_field {
+    std::uint32_t number = 0, type = 0;
+    std::uint64_t varint = 0;
+    std::string bytes;
+};
+std::uint64_t read_varint(const std::string& b, std::size_t& i) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        REQUIRE(i < b.size());
+        const auto c = static_cast<unsigned char>(b[i++]);
+        v |= std::uint64_t{c & 0x7fu} << shift;
+        if (c < 0x80) return v;
+    }
+    FAIL("varint longer than 10 bytes");
+    return 0;
+}
+std::vector<wire_field> fields_of(const std::string& b) {
+    std::vector<wire_field> out;
+    for (std::size_t i = 0; i < b.size();) {
+        const auto key = read_varint(b, i);
+        wire_field f;
+        f.number = static_cast<std::uint32_t>(key >> 3), f.type = static_cast<std::uint32_t>(key & 7);
+        switch (f.type) {
+            case 0:
+                f.varint = read_varint(b, i);
+                break;
+            case 1:
+                REQUIRE(i + 8 <= b.size());
+                f.bytes = b.substr(i, 8), i += 8;
+                break;
+            case 5:
+                REQUIRE(i + 4 <= b.size());
+                f.bytes = b.substr(i, 4), i += 4;
+                break;
+            case 2: {
+                const auto n = read_varint(b, i);
+                REQUIRE(n <= b.size() - i);
+                f.bytes = b.substr(i, n), i += n;
+                break;
+            }
+            default:
+                FAIL("wire type " << f.type << " is not used by XIR's format");
+                break;
+        }
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+const wire_field* field(const std::vector<wire_field>& fs, std::uint32_t number) {
+    for (const auto& f : fs)
+        if (f.number == number) return &f;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("wire format, walked without sgp's schema: a const's data is field 12 holding a nested field 1") {
+    sgp_test::temp_dir dir("xmodel-wire");
+    std::size_t consts = 0, attrs = 0;
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+        CAPTURE(seed);
+        const auto path = dir.file("m.xmodel");
+        sgp::xmodel::write(sgp_test::random_model(seed), path);
+        for (const auto& node : fields_of(slurp(path))) {
+            if (node.number != 5) continue;  // Graph.op_node
+            const auto op = fields_of(node.bytes);
+            REQUIRE(field(op, 2));
+            const std::string type = field(op, 2)->bytes;
+            std::map<std::string, std::vector<wire_field>> attr;  // OPNode.op_attr: map entries (key 1, value 2)
+            for (const auto& entry : op)
+                if (entry.number == 3) {
+                    const auto kv = fields_of(entry.bytes);
+                    REQUIRE(field(kv, 1));
+                    REQUIRE(field(kv, 2));
+                    attr[field(kv, 1)->bytes] = fields_of(field(kv, 2)->bytes);
+                    CHECK(attr[field(kv, 1)->bytes].size() == 1);  // one value per AttrValue
+                    ++attrs;
+                }
+            REQUIRE(field(op, 5));  // OPNode.output_tensor
+            const auto tensor = fields_of(field(op, 5)->bytes);
+            std::uint64_t elements = 1;
+            for (const auto& t : tensor)
+                if (t.number == 2) {  // tensor_dim: packed uint32
+                    REQUIRE(t.type == 2);
+                    for (std::size_t i = 0; i < t.bytes.size();) elements *= read_varint(t.bytes, i);
+                }
+            if (type == "const") {
+                ++consts;
+                REQUIRE(attr.count("data"));
+                const auto& data = attr["data"][0];
+                CHECK(data.number == 12);  // AttrValue.bytes_value ...
+                CHECK(data.type == 2);
+                const auto inner = fields_of(data.bytes);  // ... a Bytes message
+                REQUIRE(inner.size() == 1);
+                CHECK(inner[0].number == 1);
+                CHECK(inner[0].type == 2);
+                CHECK(inner[0].bytes.size() == 4 * elements);
+                CHECK(attr["shape"][0].number == 14);  // int32 vector
+                CHECK(attr["data_type"][0].number == 11);
+            }
+            if (type == "fix") {
+                for (const char* a : {"fix_point", "bit_width"}) CHECK(attr[a][0].number == 5);  // int32
+                CHECK(attr["if_signed"][0].number == 4);                                         // bool
+                CHECK(attr["round_mode"][0].number == 11);                                       // string
+            }
+            if (type == "conv2d" || type == "maxpool2d")
+                for (const char* a : {"kernel", "stride", "pad"}) CHECK(attr[a][0].number == 14);
+        }
+    }
+    CHECK(consts > 0);
+    MESSAGE("walked " << consts << " const ops and " << attrs << " attributes");
+}
+
+TEST_CASE("export is byte-deterministic, and a file read back and written again is the same file") {
+    sgp_test::temp_dir dir("xmodel-det");
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+        CAPTURE(seed);
+        const auto m = sgp_test::random_model(seed);
+        sgp::xmodel::write(m, dir.file("a.xmodel"));
+        sgp::xmodel::write(sgp_test::random_model(seed), dir.file("b.xmodel"));
+        CHECK(slurp(dir.file("a.xmodel")) == slurp(dir.file("b.xmodel")));
+        const auto back = sgp::xmodel::to_qmodel(sgp::xmodel::read(dir.file("a.xmodel")), "a");
+        sgp::xmodel::write(back, dir.file("c.xmodel"));
+        CHECK(slurp(dir.file("c.xmodel")) == slurp(dir.file("a.xmodel")));
+    }
+}
+
+// Files XIR 3.5's own writer produced from sgp's graphs (tests/xir_fixtures.hpp says how): sgp
+// reads each, with XIR's op definitions, XIR's op order, an empty optional input and
+// lower-case data types, and computes the same integers as the model the graph came from.
+TEST_CASE("files XIR wrote read in sgp and give the int8 outputs of the model they were made from") {
+    for (const auto& f : sgp_test::xir_fixture_files) {
+        const std::string path = std::string(SGP_XIR_FIXTURE_DIR) + "/" + sgp_test::fixture_name(f.seed, f.variant);
+        CAPTURE(path);
+        const auto g = sgp::xmodel::read(path);
+        CHECK(g.op_defs_size() > 100);  // XIR's writer stores its registry: this file is XIR's
+        bool empty_bias = false, lower = false, reordered = false;
+        for (int i = 0; i < g.op_node_size(); ++i) {
+            const auto& op = g.op_node(i);
+            for (const auto& a : op.args())
+                empty_bias = empty_bias || (a.arg_name() == "bias" && a.arg_ops_size() == 0);
+            if (const auto it = op.op_attr().find("data_type"); it != op.op_attr().end())
+                lower = lower || it->second.string_value() == "float32";
+            if (op.op_type() == "data") reordered = reordered || i != 0;
+        }
+        CHECK(empty_bias == (f.variant == sgp_test::xir_variant::first_conv_without_bias));
+        CHECK(lower == (f.variant == sgp_test::xir_variant::lower_case_types));
+        const auto m = sgp_test::expected_after(sgp_test::random_model(f.seed), f.variant);
+        const auto back = sgp::xmodel::to_qmodel(g, path);
+        sgp::target::int8_reference ref(m), ref_back(back);
+        std::vector<float> y(m.outputs()), y_back(back.outputs());
+        for (std::uint64_t k = 0; k < 5; ++k) {
+            const auto x = sgp_test::random_vector(m.c * m.h * m.w, 1000 * f.seed + k, -3.f, 3.f);
+            ref.run(x.data(), y.data());
+            ref_back.run(x.data(), y_back.data());
+            CHECK(ref_back.last_output() == ref.last_output());
+        }
+        std::ostringstream text;
+        sgp::xmodel::describe(g, text);
+        CHECK(text.str().find("op definitions stored (XIR's writer)") != std::string::npos);
+        if (f.variant == sgp_test::xir_variant::first_conv_without_bias)
+            CHECK(text.str().find("bias=(none)") != std::string::npos);
+        MESSAGE(path << ": " << g.op_node_size() << " ops" << std::string(reordered ? ", the data op not first" : ""));
+    }
+}
+
+TEST_CASE("the pre-check refuses, naming the op, what XIR's reader would abort on") {
+    const auto m = sgp_test::random_model(2);
+    const auto base = sgp::xmodel::to_graph(m);
+    auto find = [](sgp::xmodel::pb::Graph& g, const std::string& type) -> sgp::xmodel::pb::OPNode& {
+        for (auto& op : *g.mutable_op_node())
+            if (op.op_type() == type) return op;
+        FAIL("no " << type);
+        throw 0;
+    };
+    auto refused = [&](auto edit, const char* message) {
+        auto g = base;
+        edit(g);
+        CHECK_THROWS_WITH_AS(sgp::xmodel::validate(g, "edited"), doctest::Contains(message), sgp::error);
+    };
+    refused([](auto& g) { g.mutable_op_node()->SwapElements(0, 1); },
+            "which comes after it (XIR needs producers first)");
+    refused([&](auto& g) { find(g, "conv2d").mutable_op_attr()->erase("kernel"); },
+            "lacks the attribute 'kernel' XIR requires");
+    refused([&](auto& g) { (*find(g, "conv2d").mutable_op_attr())["stride"].set_int32_value(1); },
+            "attribute 'stride' is an int32 (field 5), XIR's is an int32 vector (field 14)");
+    refused([&](auto& g) { (*find(g, "conv2d").mutable_op_attr())["pad"].mutable_int32_vec()->add_value(0); },
+            "attribute 'pad' has 5 values, XIR requires 4");
+    refused([&](auto& g) { find(g, "conv2d").mutable_args(1)->clear_arg_ops(); },
+            "has 0 producers for input 'weights' (XIR requires exactly one)");
+    refused([&](auto& g) { find(g, "relu").mutable_args(0)->set_arg_name("x"); },
+            "has an input 'x' that XIR's relu lacks");
+    refused([&](auto& g) { find(g, "conv2d").mutable_output_tensor()->set_tensor_dim(3, 99); },
+            "XIR's shape inference gives");
+    refused([&](auto& g) { (*find(g, "conv2d").mutable_op_attr())["pad_mode"].set_string_value("MIRROR"); },
+            "pad_mode 'MIRROR' is none of FLOOR, CEIL, SAME, VALID");
+    refused([&](auto& g) { (*find(g, "const").mutable_op_attr())["data_type"].set_string_value("32bit float"); },
+            "is not XIR's spelling");
+    refused([&](auto& g) { (*find(g, "const").mutable_op_attr())["data"].mutable_bytes_value()->set_value("abc"); },
+            "holds 3 bytes for its");
+    refused([&](auto& g) { find(g, "relu").mutable_output_tensor()->set_data_type(6); }, "invalid output data type");
+    refused([&](auto& g) { find(g, "relu").set_op_type("softmax"); },
+            "of XIR's type 'softmax', which sgp has no definition of and the file does not define");
+    refused([&](auto& g) { find(g, "relu").set_op_type("my-op"); }, "lacks the attribute 'shape' XIR requires");
+    refused([](auto& g) { g.mutable_subg_root()->add_subg_child()->set_subgraph_name("empty"); },
+            "subgraph 'empty' must hold either ops or subgraphs");
+    refused(
+        [](auto& g) {
+            for (const char* n : {"a", "b"}) {
+                auto* c = g.mutable_subg_root()->add_subg_child();
+                c->set_subgraph_name(n);
+                c->add_op_name("input");
+            }
+        },
+        "op 'input' is in two subgraphs");
+    CHECK_NOTHROW(sgp::xmodel::validate(base, "unedited"));
+}
+
+TEST_CASE("import: an absent bias is zeros; fixes the DPU cannot apply are refused") {
+    const auto m = sgp_test::random_model(2);
+    auto g = sgp::xmodel::to_graph(m);
+    // Drop the first conv's bias as XIR writes it: the input listed with no producer.
+    for (auto& op : *g.mutable_op_node())
+        if (op.op_type() == "conv2d") {
+            op.mutable_args(2)->clear_arg_ops();
+            break;
+        }
+    const auto back = sgp::xmodel::to_qmodel(g, "nobias");
+    const auto expected = sgp_test::expected_after(m, sgp_test::xir_variant::first_conv_without_bias);
+    sgp::target::int8_reference a(back), b(expected);
+    std::vector<float> ya(back.outputs()), yb(expected.outputs());
+    const auto x = sgp_test::random_vector(m.c * m.h * m.w, 5, -3.f, 3.f);
+    a.run(x.data(), ya.data());
+    b.run(x.data(), yb.data());
+    CHECK(a.last_output() == b.last_output());
+
+    auto edit_fix = [&](const std::string& attr, auto value, const char* message) {
+        auto e = sgp::xmodel::to_graph(m);
+        for (auto& op : *e.mutable_op_node())
+            if (op.op_type() == "fix" && op.op_name().find("conv2d") != std::string::npos) {
+                value((*op.mutable_op_attr())[attr]);
+                break;
+            }
+        CHECK_THROWS_WITH_AS(sgp::xmodel::to_qmodel(e, "fixes"), doctest::Contains(message), sgp::error);
+    };
+    edit_fix(
+        "bit_width", [](auto& a) { a.set_int32_value(4); }, "is not signed 8-bit");
+    edit_fix(
+        "round_mode", [](auto& a) { a.set_string_value("STD_ROUND"); }, "rounds with STD_ROUND");
+    edit_fix(
+        "fix_point", [](auto& a) { a.set_int32_value(1999999990); }, "implausible fix point");
+    edit_fix(
+        "fix_point", [](auto& a) { a.set_int32_value(40); }, "outside the DPU's limits");
 }

@@ -1,45 +1,80 @@
 #pragma once
-// A quantized XIR graph (written by sgp::xmodel::write, or in the same op vocabulary by Vitis
-// AI's quantizer) back into a calibrated qmodel, so that int8_target computes on the host what
-// the DPU will compute for that file. Supported: data -> fix, conv2d with const weights and
-// bias through fix ops, relu, maxpool2d, each followed by a fix. Anything else is refused by
-// name; a value that does not sit on its fix point's grid is refused too (it would not be the
-// DPU's integer).
+// A quantized XIR graph (written by sgp::xmodel::write, re-written by XIR, or in the same op
+// vocabulary by Vitis AI's quantizer) back into a calibrated qmodel, so that int8_target
+// computes on the host what the DPU will compute for that file. Supported: data -> fix, conv2d
+// with const weights and (optional) bias through fix ops, relu, maxpool2d, each followed by a
+// fix. Anything else is refused by name; so is a value that does not sit on its fix point's
+// grid (it would not be the DPU's integer) and a conv whose shifts the DPU cannot apply.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sgp/core/error.hpp"
 #include "sgp/export/xir_graph.pb.h"
 #include "sgp/export/xmodel_reader.hpp"
+#include "sgp/quant/calibrate.hpp"
 #include "sgp/quant/fix_point.hpp"
 #include "sgp/quant/qmodel.hpp"
 
 namespace sgp::xmodel {
 
+namespace detail {
+
+// The graph as the importer walks it: ops by name, and for each op the ops that read it.
+struct graph_index {
+    std::map<std::string, const sgp::xmodel::pb::OPNode*> ops;
+    std::map<std::string, std::vector<const sgp::xmodel::pb::OPNode*>> readers;
+    explicit graph_index(const sgp::xmodel::pb::Graph& g) {
+        for (const auto& op : g.op_node()) ops[op.op_name()] = &op;
+        for (const auto& op : g.op_node())
+            for (const auto& a : op.args())
+                for (const auto& p : a.arg_ops()) readers[p].push_back(&op);
+    }
+};
+
+// The network layer an op comes from, where its name says so as sgp's writer names ops
+// ("layer12_conv2d"), so that a file read back and written again keeps its names; else `order`.
+inline std::size_t layer_of(const std::string& name, std::size_t order) {
+    std::size_t i = 5, n = 0;
+    if (name.rfind("layer", 0) != 0) return order;
+    for (; i < name.size() && i < 12 && name[i] >= '0' && name[i] <= '9'; ++i)
+        n = n * 10 + static_cast<std::size_t>(name[i] - '0');
+    return i > 5 && i < name.size() && name[i] == '_' ? n : order;
+}
+
+}  // namespace detail
+
+// The qmodel of a graph, whatever order its ops come in (sgp writes the main path in order,
+// XIR's writer in a topological order of its own). The main path is followed from the data op
+// through each op's single reader; consts are read through the ops that use them.
 inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::string& where) {
     validate(g, where);
-    std::map<std::string, const sgp::xmodel::pb::OPNode*> ops;
-    for (const auto& op : g.op_node()) ops[op.op_name()] = &op;
-    auto producer = [&](const sgp::xmodel::pb::OPNode& op, const std::string& arg) -> const sgp::xmodel::pb::OPNode& {
+    const detail::graph_index index(g);
+    auto producer = [&](const sgp::xmodel::pb::OPNode& op,
+                        const std::string& arg) -> const sgp::xmodel::pb::OPNode* {  // null if absent
         for (const auto& a : op.args())
-            if (a.arg_name() == arg && a.arg_ops_size() == 1) return *ops.at(a.arg_ops(0));
-        fail(where, "op '" + op.op_name() + "' has no single '" + arg + "' input");
+            if (a.arg_name() == arg) {
+                if (a.arg_ops_size() == 0) return nullptr;
+                if (a.arg_ops_size() == 1) return index.ops.at(a.arg_ops(0));
+            }
+        return nullptr;
     };
-    auto int_attr = [&](const sgp::xmodel::pb::OPNode& op, const std::string& name) {
-        const auto it = op.op_attr().find(name);
-        if (it == op.op_attr().end() || it->second.value_case() != sgp::xmodel::pb::AttrValue::kInt32Value)
-            fail(where, "op '" + op.op_name() + "' has no int32 attribute '" + name + "'");
-        return it->second.int32_value();
+    auto required = [&](const sgp::xmodel::pb::OPNode& op, const std::string& arg) -> const sgp::xmodel::pb::OPNode& {
+        const auto* p = producer(op, arg);
+        if (!p) fail(where, "op '" + op.op_name() + "' has no single '" + arg + "' input");
+        return *p;
     };
-    auto ints = [&](const sgp::xmodel::pb::OPNode& op, const std::string& name, int n) {
+    auto ints = [&](const sgp::xmodel::pb::OPNode& op, const std::string& name, std::vector<int> fallback) {
         const auto it = op.op_attr().find(name);
-        if (it == op.op_attr().end() || it->second.value_case() != sgp::xmodel::pb::AttrValue::kInt32Vec ||
-            it->second.int32_vec().value_size() != n)
-            fail(where, "op '" + op.op_name() + "' has no int32 vector '" + name + "' of " + std::to_string(n));
         std::vector<std::size_t> v;
+        if (it == op.op_attr().end()) {
+            v.assign(fallback.begin(), fallback.end());
+            return v;
+        }
         for (int x : it->second.int32_vec().value()) {
             if (x < 0 || x > 4096) fail(where, "op '" + op.op_name() + "': '" + name + "' out of range");
             v.push_back(static_cast<std::size_t>(x));
@@ -50,13 +85,30 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
         const auto& d = op.output_tensor().tensor_dim();
         return std::vector<std::size_t>(d.begin(), d.end());
     };
-    // A const behind a fix: its values as int8 at that fix point.
+    // A fix's point, after checking it is the DPU's: 8-bit signed, DPU rounding for activations.
+    auto fix_point = [&](const sgp::xmodel::pb::OPNode& fix, bool activation) {
+        const auto& a = fix.op_attr();
+        if (a.at("bit_width").int32_value() != 8 || !a.at("if_signed").bool_value())
+            fail(where, "fix '" + fix.op_name() + "' is not signed 8-bit (only int8 has a DPU form here)");
+        if (activation && a.at("round_mode").string_value() != "DPU_ROUND")
+            fail(where, "fix '" + fix.op_name() + "' rounds with " + a.at("round_mode").string_value() +
+                            ", the DPU with DPU_ROUND");
+        const int fp = a.at("fix_point").int32_value();
+        if (fp < -64 || fp > 64)
+            fail(where, "fix '" + fix.op_name() + "' has an implausible fix point " + std::to_string(fp));
+        return fp;
+    };
+    // A const behind a fix: its float32 values as int8 at that fix point.
     auto constant = [&](const sgp::xmodel::pb::OPNode& fix, std::vector<std::int8_t>& q, std::size_t n) {
         if (fix.op_type() != "fix") fail(where, "op '" + fix.op_name() + "' should be a fix of a const");
-        const int fp = int_attr(fix, "fix_point");
-        const auto& c = producer(fix, "input");
+        const int fp = fix_point(fix, false);
+        const auto& c = required(fix, "input");
         if (c.op_type() != "const") fail(where, "op '" + c.op_name() + "' should be a const");
-        const auto& bytes = c.op_attr().at("data").bytes_value();
+        const auto type = parse_xir_data_type(c.op_attr().at("data_type").string_value());
+        if (!type || type->type != 4 || type->bits != 32)
+            fail(where, "const '" + c.op_name() + "' holds " + c.op_attr().at("data_type").string_value() +
+                            " values (float32 expected)");
+        const auto& bytes = c.op_attr().at("data").bytes_value().value();
         if (bytes.size() != 4 * n)
             fail(where, "const '" + c.op_name() + "' does not hold " + std::to_string(n) + " float32");
         q.resize(n);
@@ -73,57 +125,80 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
         return fp;
     };
 
+    const sgp::xmodel::pb::OPNode* data = nullptr;
+    for (const auto& op : g.op_node())
+        if (op.op_type() == "data") {
+            if (data) fail(where, "the graph has two inputs ('" + data->op_name() + "', '" + op.op_name() + "')");
+            data = &op;
+        }
+    if (!data || dims(*data).size() != 4 || dims(*data)[0] != 1)
+        fail(where, "the graph has no input (data, [1,H,W,C])");
     quant::qmodel m;
-    const auto& first = g.op_node(0);
-    if (first.op_type() != "data" || dims(first).size() != 4 || dims(first)[0] != 1)
-        fail(where, "the first op should be the input (data, [1,H,W,C])");
-    m.h = dims(first)[1], m.w = dims(first)[2], m.c = dims(first)[3];
+    m.h = dims(*data)[1], m.w = dims(*data)[2], m.c = dims(*data)[3];
     std::size_t c = m.c, h = m.h, w = m.w;
-    std::string last = first.op_name();
-    bool have_fix = false, need_fix = true;  // every op's output goes through a fix
-    // Ops in file order; consts and their fixes are read through the conv that uses them.
-    for (int i = 1; i < g.op_node_size(); ++i) {
-        const auto& op = g.op_node(i);
-        const std::string& type = op.op_type();
-        if (type == "const" || (type == "fix" && producer(op, "input").op_type() == "const")) continue;
-        if (type != "fix" && type != "conv2d" && type != "relu" && type != "maxpool2d")
-            fail(where, "op '" + op.op_name() + "' of type '" + type +
-                            "' has no int8 form here (supported: data, const, fix, conv2d, relu, maxpool2d)");
-        if (type != "fix" && type != "relu" && need_fix)
-            fail(where, "op '" + op.op_name() + "' reads '" + last + "', which has no fix (not a quantized graph?)");
-        need_fix = type != "fix";
-        if (type == "fix") {
-            if (producer(op, "input").op_name() != last) fail(where, "fix '" + op.op_name() + "' is off the main path");
-            const int fp = int_attr(op, "fix_point");
-            if (!have_fix) {
-                m.fp_in = fp;
-                have_fix = true;
-            } else if (!m.ops.empty()) {
-                if (auto* q = std::get_if<quant::qconv>(&m.ops.back()))
-                    q->fp_out = fp;
-                else if (fp != m.fp_after(m.ops.size() - 1))
-                    fail(where, "fix '" + op.op_name() + "' changes the fix point after a max pool");
-            }
-            last = op.op_name();
-        } else if (type == "conv2d") {
-            if (producer(op, "input").op_name() != last)
-                fail(where, "conv2d '" + op.op_name() + "' is off the main path");
-            const auto k = ints(op, "kernel", 2), s = ints(op, "stride", 2), pad = ints(op, "pad", 4);
-            const auto& wfix = producer(op, "weights");
-            const auto wd = dims(producer(wfix, "input"));
-            if (wd.size() != 4 || wd[1] != k[1] || wd[2] != k[0] || wd[3] != c)
-                fail(where, "conv2d '" + op.op_name() + "': weights are not [oc, kh, kw, " + std::to_string(c) + "]");
+    // The one op that reads `op` on the main path (null at the end).
+    auto next = [&](const sgp::xmodel::pb::OPNode& op) -> const sgp::xmodel::pb::OPNode* {
+        const auto it = index.readers.find(op.op_name());
+        if (it == index.readers.end()) return nullptr;
+        if (it->second.size() > 1)
+            fail(where, "op '" + op.op_name() + "' has " + std::to_string(it->second.size()) +
+                            " readers: only chains have an int8 form here");
+        const auto* r = it->second.front();
+        if (producer(*r, "input") != &op)
+            fail(where, "op '" + r->op_name() + "' reads '" + op.op_name() + "' other than as its input");
+        return r;
+    };
+    auto unsupported = [&](const sgp::xmodel::pb::OPNode& op) {
+        fail(where, "op '" + op.op_name() + "' of type '" + op.op_type() +
+                        "' has no int8 form here (supported: data, const, fix, conv2d, relu, maxpool2d)");
+    };
+    // The fix that must follow `op` (after an optional relu when `relu` is given).
+    auto fix_after = [&](const sgp::xmodel::pb::OPNode& op, bool* relu) -> const sgp::xmodel::pb::OPNode& {
+        const auto* after = next(op);
+        if (relu && after && after->op_type() == "relu") {
+            *relu = true;
+            after = next(*after);
+        }
+        if (!after) fail(where, op.op_type() + " '" + op.op_name() + "' has no fix after it (not a quantized graph?)");
+        if (after->op_type() != "fix") unsupported(*after);
+        return *after;
+    };
+    const auto* op = next(*data);
+    if (!op || op->op_type() != "fix") fail(where, "the input '" + data->op_name() + "' has no fix");
+    m.fp_in = fix_point(*op, true);
+    int fp = m.fp_in;  // of the activation the main path has reached
+    std::size_t order = 0;
+    for (op = next(*op); op; op = next(*op)) {
+        const std::string& type = op->op_type();
+        const auto layer = detail::layer_of(op->op_name(), ++order);
+        if (type == "conv2d") {
+            const auto k = ints(*op, "kernel", {}), s = ints(*op, "stride", {}), pad = ints(*op, "pad", {0, 0, 0, 0});
+            if (op->op_attr().count("group") && op->op_attr().at("group").int32_value() != 1)
+                fail(where, "conv2d '" + op->op_name() + "' is grouped: no int8 form here yet");
+            if (const auto d = ints(*op, "dilation", {1, 1}); d[0] != 1 || d[1] != 1)
+                fail(where, "conv2d '" + op->op_name() + "' is dilated: no int8 form here");
+            if (op->op_attr().at("pad_mode").string_value() != "FLOOR")
+                fail(where, "conv2d '" + op->op_name() + "': only pad_mode FLOOR is supported");
+            const auto& wfix = required(*op, "weights");
+            const auto wd = dims(required(wfix, "input"));
             quant::qconv q;
-            q.layer = static_cast<std::size_t>(i);
+            q.layer = layer;
             q.cout = wd[0];
-            const bool flattened = k[0] == w && k[1] == h && h * w > 1 && pad[0] + pad[1] + pad[2] + pad[3] == 0;
+            // sgp's form of a linear layer after a flatten: an unpadded stride-1 window over the map.
+            const bool flattened =
+                k[0] == w && k[1] == h && h * w > 1 && pad[0] + pad[1] + pad[2] + pad[3] == 0 && s[0] == 1 && s[1] == 1;
             if (!flattened &&
                 (k[0] != k[1] || s[0] != s[1] || pad[0] != pad[1] || pad[0] != pad[2] || pad[0] != pad[3]))
                 fail(where,
-                     "conv2d '" + op.op_name() + "': only square kernels, strides and even padding are supported");
+                     "conv2d '" + op->op_name() + "': only square kernels, strides and even padding are supported");
             std::vector<std::int8_t> ohwi;
             q.fp_w = constant(wfix, ohwi, q.cout * k[0] * k[1] * c);
-            q.fp_b = constant(producer(op, "bias"), q.qbias, q.cout);
+            if (const auto* bias = producer(*op, "bias")) {
+                q.fp_b = constant(*bias, q.qbias, q.cout);
+            } else {  // no bias: zeros, at the point where shift_bias is 0 (always within the DPU's limits)
+                q.qbias.assign(q.cout, 0);
+                q.fp_b = fp + q.fp_w;
+            }
             const std::size_t kh = k[1], kw = k[0];
             q.qweight.resize(ohwi.size());
             for (std::size_t o = 0; o < q.cout; ++o)
@@ -135,8 +210,6 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
                 q.cin = c * h * w, q.k = 1, q.h = q.w = q.oh = q.ow = 1;
             } else {
                 q.cin = c, q.k = kw, q.stride = s[0], q.pad = pad[0], q.h = h, q.w = w;
-                if (q.stride == 0 || h + 2 * q.pad < q.k || w + 2 * q.pad < q.k)
-                    fail(where, "conv2d '" + op.op_name() + "': kernel larger than the padded map, or stride 0");
                 q.oh = (h + 2 * q.pad - q.k) / q.stride + 1, q.ow = (w + 2 * q.pad - q.k) / q.stride + 1;
             }
             q.weight.resize(q.qweight.size());
@@ -144,36 +217,41 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
             for (std::size_t j = 0; j < q.weight.size(); ++j) q.weight[j] = quant::dequantize(q.qweight[j], q.fp_w);
             for (std::size_t j = 0; j < q.cout; ++j) q.bias[j] = quant::dequantize(q.qbias[j], q.fp_b);
             c = q.cout, h = q.oh, w = q.ow;
+            // An optional relu, then the fix that gives the output its fix point.
+            const auto* conv_op = op;
+            op = &fix_after(*op, &q.relu);
+            q.fp_out = fix_point(*op, true);
+            const auto sh = quant::shifts_of(q, fp);
+            if (sh.cut < 0 || sh.cut > 16 || sh.bias > 16 || sh.bias < std::min(0, sh.cut - 16))
+                fail(where, "conv2d '" + conv_op->op_name() + "': shift_cut " + std::to_string(sh.cut) +
+                                " and shift_bias " + std::to_string(sh.bias) + " are outside the DPU's limits");
+            fp = q.fp_out;
             m.ops.emplace_back(std::move(q));
-            last = op.op_name();
-        } else if (type == "relu") {
-            if (producer(op, "input").op_name() != last || m.ops.empty() ||
-                !std::holds_alternative<quant::qconv>(m.ops.back()))
-                fail(where, "relu '" + op.op_name() + "' does not follow a conv2d");
-            std::get<quant::qconv>(m.ops.back()).relu = true;
-            last = op.op_name();
-        } else {  // maxpool2d
-            if (producer(op, "input").op_name() != last)
-                fail(where, "maxpool2d '" + op.op_name() + "' is off the main path");
-            const auto k = ints(op, "kernel", 2), s = ints(op, "stride", 2), pad = ints(op, "pad", 4);
-            if (k[0] != k[1] || s[0] != s[1] || pad[0] + pad[1] + pad[2] + pad[3] != 0 || s[0] == 0 || k[0] > h ||
-                k[0] > w)
+        } else if (type == "maxpool2d") {
+            const auto k = ints(*op, "kernel", {}), s = ints(*op, "stride", {}), pad = ints(*op, "pad", {0, 0, 0, 0});
+            const auto global = op->op_attr().find("global");
+            if (k[0] != k[1] || s[0] != s[1] || pad[0] + pad[1] + pad[2] + pad[3] != 0 || k[0] > h || k[0] > w ||
+                (global != op->op_attr().end() && global->second.bool_value()) ||
+                op->op_attr().at("pad_mode").string_value() != "FLOOR")
                 fail(where,
-                     "maxpool2d '" + op.op_name() + "': only square, unpadded windows inside the map are supported");
+                     "maxpool2d '" + op->op_name() + "': only square, unpadded windows inside the map are supported");
             quant::qmax_pool p;
-            p.layer = static_cast<std::size_t>(i);
+            p.layer = layer;
             p.c = c, p.h = h, p.w = w, p.k = k[0], p.stride = s[0];
             p.oh = (h - p.k) / p.stride + 1, p.ow = (w - p.k) / p.stride + 1;
             h = p.oh, w = p.ow;
             m.ops.emplace_back(p);
-            last = op.op_name();
+            op = &fix_after(*op, nullptr);
+            if (fix_point(*op, true) != fp)
+                fail(where, "fix '" + op->op_name() + "' changes the fix point after a max pool");
+        } else {
+            unsupported(*op);
         }
-        const auto d = dims(op);
-        if (type != "fix" && (d.size() != 4 || d[1] != h || d[2] != w || d[3] != c))
-            fail(where, "op '" + op.op_name() + "' declares a shape that its inputs do not give");
+        const auto d = dims(*op);
+        if (d.size() != 4 || d[1] != h || d[2] != w || d[3] != c)
+            fail(where, "op '" + op->op_name() + "' declares a shape that its inputs do not give");
     }
     if (m.ops.empty()) fail(where, "the graph has no conv2d or maxpool2d");
-    if (need_fix) fail(where, "the last op '" + last + "' has no fix");
     return m;
 }
 

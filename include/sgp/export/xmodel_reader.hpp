@@ -1,66 +1,218 @@
 #pragma once
-// Reading any .xmodel (written by sgp, by Vitis AI's quantizer or by its compiler) and
-// checking that it is a graph one can work with: a file that is missing, empty, truncated or
-// corrupt, or a graph whose ops read ops that do not exist, is an sgp::error naming the file
-// and the problem. `describe` prints ops, shapes, attributes and fix points (sgp-xmodel-info).
+// Reading any .xmodel (written by sgp, by XIR itself, by Vitis AI's quantizer or its compiler)
+// and checking that it is a graph XIR can load: a file that is missing, empty, truncated or
+// corrupt, or a graph XIR's reader would abort on (xir_ops.hpp), is an sgp::error naming the
+// file, the op and the problem. `describe` prints ops, shapes, attributes and fix points (sgp-xmodel-info).
 #include <google/protobuf/stubs/logging.h>
 
 #include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "sgp/core/error.hpp"
 #include "sgp/export/xir_graph.pb.h"
+#include "sgp/export/xir_ops.hpp"
 
 namespace sgp::xmodel {
 
-// Checks what every consumer of a graph relies on; throws naming `where`.
+namespace detail {
+
+inline std::string dims_text(const std::vector<std::int64_t>& d) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        if (i) s += ',';
+        s += std::to_string(d[i]);
+    }
+    s += ']';
+    return s;
+}
+
+// The output shape XIR's shape inference gives an op of a type sgp knows, or of a type XIR
+// does not know (`custom`: its shape attribute), from the stored shapes of its inputs; nullopt
+// for other types. Fails where XIR's own checks would abort.
+inline std::optional<std::vector<std::int64_t>> infer_shape(
+    const sgp::xmodel::pb::OPNode& op, const std::map<std::string, const sgp::xmodel::pb::OPNode*>& ops, bool custom,
+    const std::string& where) {
+    const std::string who = op.op_type() + " '" + op.op_name() + "'";
+    auto input = [&](const char* arg) -> std::vector<std::int64_t> {
+        for (const auto& a : op.args())
+            if (a.arg_name() == arg && a.arg_ops_size() == 1) {
+                const auto& d = ops.at(a.arg_ops(0))->output_tensor().tensor_dim();
+                return {d.begin(), d.end()};
+            }
+        fail(where, who + " has no '" + std::string(arg) + "' input");
+    };
+    auto ints = [&](const char* name, std::vector<std::int64_t> fallback) {
+        const auto it = op.op_attr().find(name);
+        if (it == op.op_attr().end()) return fallback;
+        const auto& v = it->second.int32_vec().value();
+        return std::vector<std::int64_t>(v.begin(), v.end());
+    };
+    const std::string& type = op.op_type();
+    if (type == "data" || type == "const" || custom) {
+        const auto shape = ints("shape", {});
+        if (shape.empty()) fail(where, who + " has an empty shape");
+        for (auto d : shape)
+            if (d <= 0) fail(where, who + " has a shape with a dimension <= 0: " + dims_text(shape));
+        return shape;
+    }
+    if (type == "fix" || type == "relu") return input("input");
+    if (type != "conv2d" && type != "maxpool2d") return std::nullopt;
+    const auto in = input("input");
+    if (in.size() != 4) fail(where, who + " reads a " + std::to_string(in.size()) + "-d tensor, not [N,H,W,C]");
+    const auto kernel = ints("kernel", {}), stride = ints("stride", {}), pad = ints("pad", {0, 0, 0, 0});
+    const auto dilation = ints("dilation", {1, 1});
+    for (std::size_t i = 0; i < 2; ++i)
+        if (kernel[i] < 1 || stride[i] < 1 || dilation[i] < 1)
+            fail(where, who + ": kernel, stride and dilation must be >= 1");
+    for (auto p : pad)
+        if (p < 0) fail(where, who + ": negative padding");
+    std::int64_t channels = in[3];
+    if (type == "conv2d") {
+        const auto w = input("weights");
+        if (w.size() != 4) fail(where, who + ": weights are not 4-d [oc, kh, kw, ic]");
+        std::int64_t group = 1;
+        if (const auto it = op.op_attr().find("group"); it != op.op_attr().end()) group = it->second.int32_value();
+        if (group < 1 || in[3] % group != 0 || w[0] % group != 0 || w[3] != in[3] / group)
+            fail(where, who + ": weights " + dims_text(w) + " do not fit input " + dims_text(in) + " in " +
+                            std::to_string(group) + " group(s)");
+        if (w[1] != kernel[1] || w[2] != kernel[0])
+            fail(where, who + ": weights " + dims_text(w) + " do not match the kernel attribute");
+        channels = w[0];
+        if (const auto* bias = [&]() -> const sgp::xmodel::pb::OPNode* {
+                for (const auto& a : op.args())
+                    if (a.arg_name() == "bias" && a.arg_ops_size() == 1) return ops.at(a.arg_ops(0));
+                return nullptr;
+            }();
+            bias && (bias->output_tensor().tensor_dim_size() != 1 || bias->output_tensor().tensor_dim(0) != w[0]))
+            fail(where, who + ": the bias is not [" + std::to_string(w[0]) + "]");
+    }
+    std::int64_t oh = 1, ow = 1;
+    const auto global = op.op_attr().find("global");
+    if (type == "conv2d" || global == op.op_attr().end() || !global->second.bool_value()) {
+        const std::string& mode = op.op_attr().at("pad_mode").string_value();
+        // XIR's FLOOR / CEIL / SAME / VALID output sizes (the same integer arithmetic)
+        auto size = [&](std::int64_t x, std::int64_t p0, std::int64_t p1, std::size_t i) -> std::int64_t {
+            const std::int64_t span = (kernel[i] - 1) * dilation[i] + 1, s = stride[i];
+            auto floor_div = [](std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+            auto ceil_div = [&](std::int64_t a, std::int64_t b) { return -floor_div(-a, b); };
+            if (mode == "FLOOR") return floor_div(x + p0 + p1 - span + s, s);
+            if (mode == "CEIL") return ceil_div(x + p0 + p1 - span + s, s);
+            if (mode == "SAME") return ceil_div(x + p0 + p1, s);
+            if (mode == "VALID") return ceil_div(x + p0 + p1 - (span - 1), s);
+            fail(where, who + ": pad_mode '" + mode + "' is none of FLOOR, CEIL, SAME, VALID");
+        };
+        ow = size(in[2], pad[0], pad[1], 0), oh = size(in[1], pad[2], pad[3], 1);
+    }
+    if (oh < 1 || ow < 1) fail(where, who + ": the window does not fit the input " + dims_text(in));
+    return std::vector<std::int64_t>{in[0], oh, ow, channels};
+}
+
+// Bits of one value of a const op's data, from its data_type attribute.
+inline int const_bits(const sgp::xmodel::pb::OPNode& op, const std::string& where) {
+    const auto& s = op.op_attr().at("data_type").string_value();
+    const auto t = parse_xir_data_type(s);
+    if (!t)
+        fail(where, op.op_type() + " '" + op.op_name() + "': data_type '" + s + "' is not XIR's spelling (FLOAT32)");
+    if (t->type == 6 || t->bits < 1 || t->bits > 64)
+        fail(where, op.op_type() + " '" + op.op_name() + "': unknown data_type '" + s + "'");
+    return t->bits;
+}
+
+}  // namespace detail
+
+// Checks what XIR's reader and every consumer of a graph rely on; throws naming `where` and the
+// op. Ops must come in an order where each one's producers come before it (XIR adds them in
+// file order), every op a type sgp knows must satisfy XIR's definition of it (xir_ops.hpp), and
+// its stored shape must be the one XIR's shape inference gives.
 inline void validate(const sgp::xmodel::pb::Graph& g, const std::string& where) {
     if (g.op_node_size() == 0) fail(where, "the graph has no ops (not an xmodel, or an empty one)");
+    std::map<std::string, const sgp::xmodel::pb::OPNode*> seen;
     std::set<std::string> names;
     for (const auto& op : g.op_node()) {
         if (op.op_name().empty()) fail(where, "an op of type '" + op.op_type() + "' has no name");
         if (op.op_type().empty()) fail(where, "op '" + op.op_name() + "' has no type");
         if (!names.insert(op.op_name()).second) fail(where, "two ops are named '" + op.op_name() + "'");
     }
+    // The definition XIR will use for each op: sgp's for the types it writes, else the one the
+    // file stores (XIR's writer stores its whole registry), else XIR's rule for unknown types.
+    std::map<std::string, xir_op_def> stored;
+    for (const auto& d : g.op_defs()) {
+        for (const auto& a : d.attrs())
+            if (a.default_value().value_case() == sgp::xmodel::pb::AttrValue::VALUE_NOT_SET)
+                fail(where, "the stored definition of '" + d.name() + "' has no default value for attribute '" +
+                                a.name() + "' (XIR cannot read it)");
+        stored.emplace(d.name(), from_stored_def(d));
+    }
     for (const auto& op : g.op_node()) {
+        const xir_op_def* def = find_xir_op_def(op.op_type());
+        const auto s = stored.find(op.op_type());
+        const bool custom = !def && s == stored.end();
+        if (custom && is_xir_builtin(op.op_type()))
+            fail(where, "op '" + op.op_name() + "' is of XIR's type '" + op.op_type() +
+                            "', which sgp has no definition of and the file does not define (XIR's writer stores "
+                            "its definitions in field 101): it cannot be checked before XIR reads it");
+        const xir_op_def unknown = custom ? custom_op_def(op.op_type()) : xir_op_def{};
+        if (!def) def = custom ? &unknown : &s->second;
         for (const auto& arg : op.args())
-            for (const auto& producer : arg.arg_ops())
+            for (const auto& producer : arg.arg_ops()) {
                 if (!names.count(producer))
                     fail(where, "op '" + op.op_name() + "' reads '" + producer + "', which is not in the graph");
+                if (!seen.count(producer))
+                    fail(where, "op '" + op.op_name() + "' reads '" + producer +
+                                    "', which comes after it (XIR needs producers first)");
+            }
+        for (const auto& [key, value] : op.op_attr())
+            if (value.value_case() == sgp::xmodel::pb::AttrValue::VALUE_NOT_SET)
+                fail(where, "op '" + op.op_name() + "': attribute '" + key + "' has no value");
+        check_against_xir_def(op, *def, where);
         const auto& t = op.output_tensor();
         double elements = 1;
-        for (auto d : t.tensor_dim()) elements *= d;
+        for (auto d : t.tensor_dim()) {
+            if (d > 0x7fffffffu) fail(where, "op '" + op.op_name() + "' has a dimension beyond XIR's int32");
+            elements *= d;
+        }
         if (elements > 1e12) fail(where, "op '" + op.op_name() + "' has an implausible shape");
-        if (t.data_type() < 0 || t.data_type() > 6)
-            fail(where, "op '" + op.op_name() + "' has an unknown data type " + std::to_string(t.data_type()));
-        if (op.op_type() == "fix") {
-            const auto it = op.op_attr().find("fix_point");
-            if (it == op.op_attr().end() || it->second.value_case() != sgp::xmodel::pb::AttrValue::kInt32Value)
-                fail(where, "fix op '" + op.op_name() + "' has no int32 fix_point");
+        if (t.data_type() < 0 || t.data_type() > 5 || t.tensor_bit_width() < 1)  // XIR refuses UNKNOWN (6) too
+            fail(where, "op '" + op.op_name() + "' has an invalid output data type (code " +
+                            std::to_string(t.data_type()) + ", " + std::to_string(t.tensor_bit_width()) + " bits)");
+        if (const auto inferred = detail::infer_shape(op, seen, custom, where)) {
+            const std::vector<std::int64_t> stored(t.tensor_dim().begin(), t.tensor_dim().end());
+            if (stored != *inferred)
+                fail(where, "op '" + op.op_name() + "' stores shape " + detail::dims_text(stored) +
+                                ", XIR's shape inference gives " + detail::dims_text(*inferred));
         }
         if (op.op_type() == "const") {
-            const auto it = op.op_attr().find("data");
-            if (it == op.op_attr().end() || it->second.value_case() != sgp::xmodel::pb::AttrValue::kBytesValue)
-                fail(where, "const op '" + op.op_name() + "' has no data bytes");
-            const double bits = elements * (t.tensor_bit_width() > 0 ? t.tensor_bit_width() : 8);
-            if (static_cast<double>(it->second.bytes_value().size()) * 8 != bits)
-                fail(where, "const op '" + op.op_name() + "' holds " + std::to_string(it->second.bytes_value().size()) +
+            const auto& bytes = op.op_attr().at("data").bytes_value().value();
+            const double bits = elements * detail::const_bits(op, where);
+            if (static_cast<double>(bytes.size()) * 8 != bits)
+                fail(where, "const op '" + op.op_name() + "' holds " + std::to_string(bytes.size()) +
                                 " bytes for its " + std::to_string(static_cast<std::uint64_t>(elements)) + " values");
         }
+        if (op.op_type() == "data" || custom) detail::const_bits(op, where);  // XIR parses the data_type
+        seen[op.op_name()] = &op;
     }
-    // Subgraphs name existing ops only.
-    auto check = [&](const auto& self, const sgp::xmodel::pb::SubGraph& s) -> void {
-        for (const auto& n : s.op_name())
+    // Subgraphs as XIR rebuilds them: below the root, each one holds ops or children, not both
+    // and not neither; an op belongs to one leaf at most.
+    std::set<std::string> placed;
+    auto check = [&](const auto& self, const sgp::xmodel::pb::SubGraph& s, bool root) -> void {
+        if (!root && (s.op_name_size() == 0) == (s.subg_child_size() == 0))
+            fail(where, "subgraph '" + s.subgraph_name() + "' must hold either ops or subgraphs");
+        for (const auto& n : s.op_name()) {
             if (!names.count(n)) fail(where, "subgraph '" + s.subgraph_name() + "' lists unknown op '" + n + "'");
-        for (const auto& child : s.subg_child()) self(self, child);
+            if (!root && !placed.insert(n).second)
+                fail(where, "op '" + n + "' is in two subgraphs (the second is '" + s.subgraph_name() + "')");
+        }
+        for (const auto& child : s.subg_child()) self(self, child, false);
     };
-    check(check, g.subg_root());
+    check(check, g.subg_root(), true);
 }
 
 // The graph in the bytes of a file named `where`.
@@ -126,7 +278,7 @@ inline std::string to_string(const sgp::xmodel::pb::AttrValue& v) {
             s << "string \"" << v.string_value() << "\"";
             break;
         case A::kBytesValue:
-            s << "bytes[" << v.bytes_value().size() << "]";
+            s << "bytes[" << v.bytes_value().value().size() << "]";
             break;
         case A::kBoolVec:
             list("bool", v.bool_vec().value());
@@ -158,7 +310,7 @@ inline std::string to_string(const sgp::xmodel::pb::AttrValue& v) {
         case A::VALUE_NOT_SET:
             s << "(unset)";
             break;
-        default:
+        default:  // the string-keyed maps (fields 22-32)
             s << "map (field " << static_cast<int>(v.value_case()) << ")";
             break;
     }
@@ -171,7 +323,8 @@ inline const char* data_type_name(std::int32_t t) {
 }
 
 // The graph as text: ops in file order with their inputs, output shape and type, and
-// attributes (a const's data only by size); then the subgraph tree with each one's device.
+// attributes (a const's data only by size); then the subgraph tree with each one's device and
+// the number of op definitions the file carries.
 inline void describe(const sgp::xmodel::pb::Graph& g, std::ostream& out) {
     std::map<std::string, int> types;
     for (const auto& op : g.op_node()) ++types[op.op_type()];
@@ -186,6 +339,7 @@ inline void describe(const sgp::xmodel::pb::Graph& g, std::ostream& out) {
         out << "] " << data_type_name(t.data_type()) << t.tensor_bit_width();
         for (const auto& arg : op.args()) {
             out << "  " << arg.arg_name() << "=";
+            if (arg.arg_ops_size() == 0) out << "(none)";  // an absent optional input, as XIR writes it
             for (int k = 0; k < arg.arg_ops_size(); ++k) out << (k ? "," : "") << arg.arg_ops(k);
         }
         out << "\n";
@@ -202,6 +356,7 @@ inline void describe(const sgp::xmodel::pb::Graph& g, std::ostream& out) {
         for (const auto& c : s.subg_child()) self(self, c, depth + 1);
     };
     if (g.has_subg_root()) tree(tree, g.subg_root(), 0);
+    if (g.op_defs_size() > 0) out << "  " << g.op_defs_size() << " op definitions stored (XIR's writer)\n";
 }
 
 }  // namespace sgp::xmodel

@@ -11,6 +11,9 @@
 // A linear layer becomes a conv2d whose kernel covers its input map (a flatten of [C][H][W]
 // features is then the same sum), which the DPU runs as a convolution. Part of the optional
 // xmodel component (needs protobuf): link sgp::xmodel.
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -79,7 +82,7 @@ public:
             for (int b = 0; b < 4; ++b)
                 bytes[i * 4 + static_cast<std::size_t>(b)] = static_cast<char>((u >> (8 * b)) & 0xFF);
         }
-        attr(op, "data").set_bytes_value(std::move(bytes));
+        attr(op, "data").mutable_bytes_value()->set_value(std::move(bytes));  // XIR's Bytes wrapper
         auto* shape = attr(op, "shape").mutable_int32_vec();
         for (auto d : dims) shape->add_value(static_cast<std::int32_t>(d));
         attr(op, "data_type").set_string_value("FLOAT32");
@@ -166,11 +169,22 @@ inline sgp::xmodel::pb::Graph to_graph(const quant::qmodel& m, const std::string
     return b.finish();
 }
 
+// The encoded graph, byte-deterministic: maps (attributes) in sorted key order, so the same
+// model always gives the same file.
+inline std::string to_bytes(const sgp::xmodel::pb::Graph& g, const std::string& where) {
+    std::string bytes;
+    {
+        google::protobuf::io::StringOutputStream stream(&bytes);
+        google::protobuf::io::CodedOutputStream coded(&stream);
+        coded.SetSerializationDeterministic(true);
+        if (!g.SerializeToCodedStream(&coded)) fail(where, "could not serialize the graph");
+    }
+    return bytes;
+}
+
 // Writes the graph of m to `path` (temp file + rename: never a half-written model).
 inline void write(const quant::qmodel& m, const std::string& path, const std::string& name = "sgp") {
-    std::string bytes;
-    if (!to_graph(m, name).SerializeToString(&bytes)) fail(path, "could not serialize the graph");
-    write_file_atomic(path, bytes);
+    write_file_atomic(path, to_bytes(to_graph(m, name), path));
 }
 
 }  // namespace sgp::xmodel
