@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -43,7 +44,10 @@ struct temp_dir {
         std::filesystem::remove_all(path);
         std::filesystem::create_directories(path);
     }
-    ~temp_dir() { std::filesystem::remove_all(path); }
+    // SGP_TEST_KEEP=1 keeps the files (to give every .xmodel the tests write to the real XIR).
+    ~temp_dir() {
+        if (!std::getenv("SGP_TEST_KEEP")) std::filesystem::remove_all(path);
+    }
     std::string file(const std::string& f) const { return (path / f).string(); }
 };
 

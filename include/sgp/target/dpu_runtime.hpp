@@ -1,14 +1,17 @@
 #pragma once
 // runtime<Net, dpu_target>: a compiled .xmodel on the board's DPU through the Vitis AI Runtime.
-// The file is checked first (sgp's reader: a corrupt or truncated file is an sgp::error, not
-// one of XIR's fatal checks), then loaded with XIR; its one DPU subgraph gets a VART runner.
+// The file is checked first with sgp's reader, which refuses what XIR's reader would abort
+// the process on (a corrupt or truncated file, ops out of order, attributes of the wrong type,
+// shapes XIR's inference disagrees with: export/xir_ops.hpp) with an sgp::error naming the op,
+// then loaded with XIR; its one DPU subgraph gets a VART runner.
 // Images are scaled to int8 with the input tensor's fix point (DPU_ROUND, saturation, NCHW ->
 // NHWC) in batches of the runner's batch size, and the outputs are dequantized with the output
 // tensor's fix point (NHWC -> NCHW).
 //
 // Needs XIR and VART (the board's sysroot) and the xmodel component: link xir::xir,
-// vart::runner and sgp::xmodel. Tested on the host against a stand-in of that API (tests/
-// vart_standin) backed by int8_target.
+// vart::runner and sgp::xmodel. Tested with the real XIR and VART (tests/test_xir.cpp: a
+// runner library loaded through VART's plug-in mechanism) and, where they are absent, against
+// a stand-in of that API (tests/vart_standin) backed by int8_target.
 #include <cmath>
 #include <cstdint>
 #include <memory>
