@@ -65,6 +65,17 @@ TEST_CASE("the fast int8 path refuses models it cannot run exactly, with the rea
     auto cut = m;
     std::get<qconv>(cut.ops[0]).fp_out += 40;  // shift_cut far below 0
     CHECK_THROWS_WITH_AS(sgp::target::int8_target{cut}, doctest::Contains("shift_cut"), sgp::error);
+    // shift_bias beyond the DPU's limits (an imported file's fix points, say): refused by both
+    // integer paths before any shift by 1,999,999,990 or 110 bits could happen.
+    for (int fp_b : {-1999999990, -110, 40, std::numeric_limits<int>::min()}) {
+        CAPTURE(fp_b);
+        auto bias = m;
+        std::get<qconv>(bias.ops[0]).fp_b = fp_b;
+        CHECK_THROWS_WITH_AS(sgp::target::int8_target{bias}, doctest::Contains("outside the DPU's limits"), sgp::error);
+        CHECK_THROWS_WITH_AS(sgp::target::int8_reference{bias}, doctest::Contains("outside the DPU's limits"),
+                             sgp::error);
+    }
+    CHECK_THROWS_WITH_AS(sgp::target::int8_reference{cut}, doctest::Contains("shift_cut"), sgp::error);
     auto wrong = m;
     std::get<qconv>(wrong.ops[0]).cin += 1;
     CHECK_THROWS_WITH_AS(sgp::target::int8_target{wrong}, doctest::Contains("the op before gives"), sgp::error);

@@ -221,10 +221,7 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
             const auto* conv_op = op;
             op = &fix_after(*op, &q.relu);
             q.fp_out = fix_point(*op, true);
-            const auto sh = quant::shifts_of(q, fp);
-            if (sh.cut < 0 || sh.cut > 16 || sh.bias > 16 || sh.bias < std::min(0, sh.cut - 16))
-                fail(where, "conv2d '" + conv_op->op_name() + "': shift_cut " + std::to_string(sh.cut) +
-                                " and shift_bias " + std::to_string(sh.bias) + " are outside the DPU's limits");
+            quant::checked_shifts(q, fp, where + ": conv2d '" + conv_op->op_name() + "'", m.ops.size());
             fp = q.fp_out;
             m.ops.emplace_back(std::move(q));
         } else if (type == "maxpool2d") {

@@ -107,6 +107,19 @@ inline shifts shifts_of(const qconv& c, int fp_in) {
     return {fp_in + c.fp_w - c.fp_out, fp_in + c.fp_w - c.fp_b};
 }
 
+// The shifts of op `index`, refused when outside the DPU's limits (enforce_limits keeps a
+// calibrated model inside them; a model from elsewhere, an imported file, may not be): an
+// integer path must never shift by a count the hardware cannot, nor by one C++ cannot.
+inline shifts checked_shifts(const qconv& c, int fp_in, const std::string& where, std::size_t index) {
+    // In 64 bits: fix points from anywhere must not overflow on the way to the check.
+    const std::int64_t cut = std::int64_t{fp_in} + c.fp_w - c.fp_out, bias = std::int64_t{fp_in} + c.fp_w - c.fp_b;
+    if (cut < 0 || cut > 16 || bias > 16 || bias < std::min<std::int64_t>(0, cut - 16))
+        fail(where, "op " + std::to_string(index) + ": shift_cut " + std::to_string(cut) + " and shift_bias " +
+                        std::to_string(bias) +
+                        " are outside the DPU's limits (0..16, min(0, shift_cut - 16)..16; run quant::enforce_limits)");
+    return {static_cast<int>(cut), static_cast<int>(bias)};
+}
+
 // Collects activation statistics image by image, then sets every fix point.
 class calibrator {
 public:

@@ -61,8 +61,13 @@ inline void max_pool_reference(const quant::qmax_pool& p, const std::int8_t* x, 
 class int8_reference {
 public:
     explicit int8_reference(const quant::qmodel& m) : m_(m) {
-        for (const auto& op : m.ops)
-            if (const auto* c = std::get_if<quant::qconv>(&op)) quant::require_calibrated(*c, "int8_reference");
+        int fp = m.fp_in;
+        for (std::size_t i = 0; i < m.ops.size(); ++i)
+            if (const auto* c = std::get_if<quant::qconv>(&m.ops[i])) {
+                quant::require_calibrated(*c, "int8_reference");
+                quant::checked_shifts(*c, fp, "int8_reference", i);
+                fp = c->fp_out;
+            }
     }
 
     void run(const float* x, float* out) {

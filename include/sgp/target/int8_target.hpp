@@ -145,10 +145,7 @@ private:
         const auto win = quant::window_of(c, in.c, in.h, in.w, "int8_target", index);
         const std::size_t kh = win.kh, kw = win.kw, cin = win.cin, c4 = in.c4;
         const std::size_t cout_pad = (c.cout + L::lanes - 1) / L::lanes * L::lanes;
-        const auto [cut, sb] = quant::shifts_of(c, fp);
-        if (cut < 0 || cut > 24)
-            fail("int8_target", "op " + std::to_string(index) + ": shift_cut " + std::to_string(cut) +
-                                    " is outside the DPU's range (run quant::enforce_limits)");
+        const auto [cut, sb] = quant::checked_shifts(c, fp, "int8_target", index);
         // Every partial sum of biased bytes must be an exact int32.
         const double taps = static_cast<double>(kh * kw * c4);
         if (taps * 255.0 * 128.0 >= 2147483647.0)
