@@ -425,16 +425,22 @@ TEST_CASE("wire format, walked without sgp's schema: a const's data is field 12 
                 CHECK(inner[0].number == 1);
                 CHECK(inner[0].type == 2);
                 CHECK(inner[0].bytes.size() == 4 * elements);
+                REQUIRE(attr.count("shape"));
+                REQUIRE(attr.count("data_type"));
                 CHECK(attr["shape"][0].number == 14);  // int32 vector
                 CHECK(attr["data_type"][0].number == 11);
             }
             if (type == "fix") {
+                for (const char* a : {"fix_point", "bit_width", "if_signed", "round_mode"}) REQUIRE(attr.count(a));
                 for (const char* a : {"fix_point", "bit_width"}) CHECK(attr[a][0].number == 5);  // int32
                 CHECK(attr["if_signed"][0].number == 4);                                         // bool
                 CHECK(attr["round_mode"][0].number == 11);                                       // string
             }
             if (type == "conv2d" || type == "maxpool2d")
-                for (const char* a : {"kernel", "stride", "pad"}) CHECK(attr[a][0].number == 14);
+                for (const char* a : {"kernel", "stride", "pad"}) {
+                    REQUIRE(attr.count(a));
+                    CHECK(attr[a][0].number == 14);
+                }
         }
     }
     CHECK(consts > 0);
@@ -543,18 +549,71 @@ TEST_CASE("the pre-check refuses, naming the op, what XIR's reader would abort o
             }
         },
         "op 'input' is in two subgraphs");
+    // Found in review against XIR's sources: a pool's dilation is not XIR's (it ignores it),
+    // XIR's window arithmetic is int32, a source op of any type needs shape and data_type, a
+    // custom type gets XIR's custom rule even if the file stores another definition for it.
+    {  // an attribute XIR's pooling does not declare, of any type, is ignored as XIR ignores it
+        auto g = base;
+        (*find(g, "maxpool2d").mutable_op_attr())["dilation"].set_string_value("2");
+        CHECK_NOTHROW(sgp::xmodel::validate(g, "pool with dilation"));
+    }
+    refused(
+        [&](auto& g) {
+            auto& pool = find(g, "maxpool2d");
+            (*pool.mutable_op_attr())["pad"].mutable_int32_vec()->set_value(0, 0x40000000);
+            (*pool.mutable_op_attr())["pad"].mutable_int32_vec()->set_value(1, 0x40000000);
+        },
+        "overflows XIR's int32");
+    refused(
+        [&](auto& g) {
+            auto& relu = find(g, "relu");
+            relu.set_op_type("my-op");
+            (*relu.mutable_op_attr())["shape"].mutable_int32_vec()->add_value(1);
+            (*relu.mutable_op_attr())["data_type"].set_string_value("FLOAT32");
+            relu.mutable_args(0)->set_arg_name("x");
+            auto* def = g.add_op_defs();  // a stored definition XIR would not use
+            def->set_name("my-op");
+            def->add_input_args()->set_name("x");
+        },
+        "has an input 'x' that XIR's my-op lacks");
+    refused(
+        [&](auto& g) {
+            (*find(g, "relu").mutable_output_tensor()->mutable_tensor_attr())["shape_info"].set_int32_value(1);
+        },
+        "tensor attribute 'shape_info' is not an int32 vector");
+    refused([](auto& g) { (*g.mutable_subg_root()->mutable_subg_attr())["device"].set_int32_value(1); },
+            "attribute 'device' is an int32");
     CHECK_NOTHROW(sgp::xmodel::validate(base, "unedited"));
 }
 
 TEST_CASE("import: an absent bias is zeros; fixes the DPU cannot apply are refused") {
     const auto m = sgp_test::random_model(2);
     auto g = sgp::xmodel::to_graph(m);
-    // Drop the first conv's bias as XIR writes it: the input listed with no producer.
+    // Drop the first conv's bias as XIR writes it: the input listed with no producer (and the
+    // bias's const and fix gone).
+    std::string bias_fix;
     for (auto& op : *g.mutable_op_node())
+        if (op.op_type() == "conv2d") {
+            bias_fix = op.args(2).arg_ops(0);
+            op.mutable_args(2)->clear_arg_ops();
+            break;
+        }
+    const std::string bias = bias_fix.substr(0, bias_fix.size() - 4);  // "<const>_fix"
+    for (int i = g.op_node_size(); i-- > 0;)
+        if (g.op_node(i).op_name() == bias_fix || g.op_node(i).op_name() == bias)
+            g.mutable_op_node()->DeleteSubrange(i, 1);
+    for (int i = g.subg_root().op_name_size(); i-- > 0;)
+        if (g.subg_root().op_name(i) == bias_fix || g.subg_root().op_name(i) == bias)
+            g.mutable_subg_root()->mutable_op_name()->DeleteSubrange(i, 1);
+    // Left in place, the unused bias would be a part of the file the int8 model leaves out.
+    auto dangling = sgp::xmodel::to_graph(m);
+    for (auto& op : *dangling.mutable_op_node())
         if (op.op_type() == "conv2d") {
             op.mutable_args(2)->clear_arg_ops();
             break;
         }
+    CHECK_THROWS_WITH_AS(sgp::xmodel::to_qmodel(dangling, "dangling"), doctest::Contains("is not on the chain"),
+                         sgp::error);
     const auto back = sgp::xmodel::to_qmodel(g, "nobias");
     const auto expected = sgp_test::expected_after(m, sgp_test::xir_variant::first_conv_without_bias);
     sgp::target::int8_reference a(back), b(expected);

@@ -37,9 +37,10 @@ inline std::string mutate_bytes(std::string b, sgp::rng& r) {
     return b;
 }
 
-// One structural edit of g: an attribute dropped, retyped, resized or set to an odd value, an
-// input dropped, renamed or doubled, two ops swapped, a shape or data type changed, an op
-// retyped, a subgraph added that XIR cannot rebuild.
+// One structural edit of g: an attribute dropped, retyped, resized, set to an odd value or
+// added undeclared; an input dropped, renamed or doubled; two ops swapped; a shape or data type
+// changed; an op retyped; a subgraph added that XIR cannot rebuild; a stored op definition,
+// a tensor attribute or a subgraph attribute edited.
 inline std::string mutate(sgp::xmodel::pb::Graph& g, sgp::rng& r) {
     using A = sgp::xmodel::pb::AttrValue;
     const int n = g.op_node_size();
@@ -54,7 +55,56 @@ inline std::string mutate(sgp::xmodel::pb::Graph& g, sgp::rng& r) {
     static const char* types[] = {"FLOAT32", "float32", "Float32", "FLOAT", "32", "XINT8", "int8", "junk", ""};
     static const char* modes[] = {"FLOOR", "CEIL", "SAME", "VALID", "floor", "", "MIRROR"};
     static const char* op_types[] = {"conv2d", "relu", "fix", "maxpool2d", "const", "data", "softmax", "no-such-op"};
-    switch (r.next() % 14) {
+    switch (r.next() % 18) {
+        case 14: {  // an attribute the op's definition does not declare, of some type
+            auto& a = (*op.mutable_op_attr())[r.next() % 2 ? "dilation" : "extra"];
+            if (r.next() % 2)
+                a.set_string_value("x");
+            else
+                a.mutable_int32_vec()->add_value(static_cast<int>(r.next() % 5));
+            return who + "an undeclared attribute added";
+        }
+        case 15: {  // the stored op definitions (files XIR wrote carry them)
+            if (g.op_defs_size() == 0) {
+                auto* d = g.add_op_defs();
+                d->set_name(op.op_type());
+                d->add_input_args()->set_name("x");
+                return "a definition of " + op.op_type() + " stored";
+            }
+            auto& d = *g.mutable_op_defs(static_cast<int>(r.next() % static_cast<std::uint64_t>(g.op_defs_size())));
+            switch (r.next() % 4) {
+                case 0:
+                    if (d.attrs_size() > 0) d.mutable_attrs(0)->clear_default_value();
+                    break;
+                case 1:
+                    if (d.input_args_size() > 0) d.mutable_input_args(0)->set_name("x");
+                    break;
+                case 2:
+                    if (d.input_args_size() > 0)
+                        d.mutable_input_args(0)->set_occur_type(sgp::xmodel::pb::OpArgDef::REPEATED);
+                    break;
+                default:
+                    d.set_name(op.op_type());
+                    break;
+            }
+            return "stored definition of " + d.name() + " edited";
+        }
+        case 16: {  // a tensor attribute of some type
+            auto& a = (*op.mutable_output_tensor()->mutable_tensor_attr())[r.next() % 2 ? "shape_info" : "fix_point"];
+            if (r.next() % 2)
+                a.set_int32_value(3);
+            else
+                a.mutable_int32_vec()->add_value(3);
+            return who + "a tensor attribute set";
+        }
+        case 17: {  // subgraph attributes a runtime reads
+            auto& attrs = *g.mutable_subg_root()->mutable_subg_attr();
+            if (r.next() % 2)
+                attrs["device"].set_int32_value(1);
+            else
+                attrs["runner"].set_string_value("lib.so");
+            return "a root subgraph attribute set";
+        }
         case 0: {
             auto [name, a] = pick_attr();
             if (!a) return who + "nothing";
@@ -92,8 +142,8 @@ inline std::string mutate(sgp::xmodel::pb::Graph& g, sgp::rng& r) {
         case 3: {
             auto [name, a] = pick_attr();
             if (!a) return who + "nothing";
-            static const int odd[] = {0, -1, 2, 3, 1000, -7};
-            const int v = odd[r.next() % 6];
+            static const int odd[] = {0, -1, 2, 3, 1000, -7, 0x40000000, 0x7fffffff, -0x7fffffff - 1};
+            const int v = odd[r.next() % 9];
             if (a->value_case() == A::kInt32Vec && a->int32_vec().value_size() > 0)
                 a->mutable_int32_vec()->set_value(
                     static_cast<int>(r.next() % static_cast<std::uint64_t>(a->int32_vec().value_size())), v);

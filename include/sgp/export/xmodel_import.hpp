@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,7 @@ inline std::size_t layer_of(const std::string& name, std::size_t order) {
 inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::string& where) {
     validate(g, where);
     const detail::graph_index index(g);
+    std::set<const sgp::xmodel::pb::OPNode*> used;  // every op the qmodel accounts for
     auto producer = [&](const sgp::xmodel::pb::OPNode& op,
                         const std::string& arg) -> const sgp::xmodel::pb::OPNode* {  // null if absent
         for (const auto& a : op.args())
@@ -103,6 +105,7 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
         if (fix.op_type() != "fix") fail(where, "op '" + fix.op_name() + "' should be a fix of a const");
         const int fp = fix_point(fix, false);
         const auto& c = required(fix, "input");
+        used.insert(&fix), used.insert(&c);
         if (c.op_type() != "const") fail(where, "op '" + c.op_name() + "' should be a const");
         const auto type = parse_xir_data_type(c.op_attr().at("data_type").string_value());
         if (!type || type->type != 4 || type->bits != 32)
@@ -134,7 +137,11 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
     if (!data || dims(*data).size() != 4 || dims(*data)[0] != 1)
         fail(where, "the graph has no input (data, [1,H,W,C])");
     quant::qmodel m;
+    if (const auto t = parse_xir_data_type(data->op_attr().at("data_type").string_value());
+        !t || t->type != 4 || t->bits != 32)
+        fail(where, "the input '" + data->op_name() + "' is not float32 (the DPU's input is scaled from floats)");
     m.h = dims(*data)[1], m.w = dims(*data)[2], m.c = dims(*data)[3];
+    used.insert(data);
     std::size_t c = m.c, h = m.h, w = m.w;
     // The one op that reads `op` on the main path (null at the end).
     auto next = [&](const sgp::xmodel::pb::OPNode& op) -> const sgp::xmodel::pb::OPNode* {
@@ -144,6 +151,7 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
             fail(where, "op '" + op.op_name() + "' has " + std::to_string(it->second.size()) +
                             " readers: only chains have an int8 form here");
         const auto* r = it->second.front();
+        used.insert(r);
         if (producer(*r, "input") != &op)
             fail(where, "op '" + r->op_name() + "' reads '" + op.op_name() + "' other than as its input");
         return r;
@@ -249,6 +257,19 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
             fail(where, "op '" + op->op_name() + "' declares a shape that its inputs do not give");
     }
     if (m.ops.empty()) fail(where, "the graph has no conv2d or maxpool2d");
+    // Nothing may be left over: an op off the main path would be a part of the file the int8
+    // model silently leaves out (a second head, say).
+    for (const auto& op : g.op_node())
+        if (!used.count(&op))
+            fail(where, "op '" + op.op_name() + "' of type '" + op.op_type() +
+                            "' is not on the chain from the input: only chains have an int8 form here");
+    // Layer numbers name the ops when the model is written again: they must be unique.
+    std::set<std::size_t> layers;
+    bool unique = true;
+    for (const auto& q : m.ops)
+        unique = unique && layers.insert(std::visit([](const auto& o) { return o.layer; }, q)).second;
+    if (!unique)
+        for (std::size_t i = 0; i < m.ops.size(); ++i) std::visit([&](auto& o) { o.layer = i + 1; }, m.ops[i]);
     return m;
 }
 

@@ -36,7 +36,8 @@ inline std::string dims_text(const std::vector<std::int64_t>& d) {
 
 // The output shape XIR's shape inference gives an op of a type sgp knows, or of a type XIR
 // does not know (`custom`: its shape attribute), from the stored shapes of its inputs; nullopt
-// for other types. Fails where XIR's own checks would abort.
+// for other types. Fails where XIR's own checks would abort, and is stricter in places (a
+// kernel that the weights do not match, a window that does not fit, negative padding).
 inline std::optional<std::vector<std::int64_t>> infer_shape(
     const sgp::xmodel::pb::OPNode& op, const std::map<std::string, const sgp::xmodel::pb::OPNode*>& ops, bool custom,
     const std::string& where) {
@@ -68,7 +69,8 @@ inline std::optional<std::vector<std::int64_t>> infer_shape(
     const auto in = input("input");
     if (in.size() != 4) fail(where, who + " reads a " + std::to_string(in.size()) + "-d tensor, not [N,H,W,C]");
     const auto kernel = ints("kernel", {}), stride = ints("stride", {}), pad = ints("pad", {0, 0, 0, 0});
-    const auto dilation = ints("dilation", {1, 1});
+    // XIR's pooling ignores a dilation attribute (it passes {1, 1}); only a conv2d declares one.
+    const auto dilation = type == "conv2d" ? ints("dilation", {1, 1}) : std::vector<std::int64_t>{1, 1};
     for (std::size_t i = 0; i < 2; ++i)
         if (kernel[i] < 1 || stride[i] < 1 || dilation[i] < 1)
             fail(where, who + ": kernel, stride and dilation must be >= 1");
@@ -98,9 +100,13 @@ inline std::optional<std::vector<std::int64_t>> infer_shape(
     const auto global = op.op_attr().find("global");
     if (type == "conv2d" || global == op.op_attr().end() || !global->second.bool_value()) {
         const std::string& mode = op.op_attr().at("pad_mode").string_value();
-        // XIR's FLOOR / CEIL / SAME / VALID output sizes (the same integer arithmetic)
+        // XIR's FLOOR / CEIL / SAME / VALID output sizes. XIR sums in int32: a sum beyond it
+        // would wrap there (and abort on the negative size), so it is refused here.
         auto size = [&](std::int64_t x, std::int64_t p0, std::int64_t p1, std::size_t i) -> std::int64_t {
             const std::int64_t span = (kernel[i] - 1) * dilation[i] + 1, s = stride[i];
+            for (std::int64_t v : {span, x + p0, x + p0 + p1, x + p0 + p1 - span, x + p0 + p1 - span + s})
+                if (v > 0x7fffffff || v < -0x7fffffff - 1)
+                    fail(where, who + ": the window arithmetic overflows XIR's int32");
             auto floor_div = [](std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
             auto ceil_div = [&](std::int64_t a, std::int64_t b) { return -floor_div(-a, b); };
             if (mode == "FLOOR") return floor_div(x + p0 + p1 - span + s, s);
@@ -152,10 +158,13 @@ inline void validate(const sgp::xmodel::pb::Graph& g, const std::string& where) 
         stored.emplace(d.name(), from_stored_def(d));
     }
     for (const auto& op : g.op_node()) {
+        // XIR's reader ignores the stored definitions: it builds a built-in type from its own
+        // registry and any other type as a custom op. For a built-in type sgp does not model,
+        // the file's copy of the registry (written by an XIR) stands in for it.
         const xir_op_def* def = find_xir_op_def(op.op_type());
+        const bool custom = !def && !is_xir_builtin(op.op_type());
         const auto s = stored.find(op.op_type());
-        const bool custom = !def && s == stored.end();
-        if (custom && is_xir_builtin(op.op_type()))
+        if (!def && !custom && s == stored.end())
             fail(where, "op '" + op.op_name() + "' is of XIR's type '" + op.op_type() +
                             "', which sgp has no definition of and the file does not define (XIR's writer stores "
                             "its definitions in field 101): it cannot be checked before XIR reads it");
@@ -196,7 +205,24 @@ inline void validate(const sgp::xmodel::pb::Graph& g, const std::string& where) 
                 fail(where, "const op '" + op.op_name() + "' holds " + std::to_string(bytes.size()) +
                                 " bytes for its " + std::to_string(static_cast<std::uint64_t>(elements)) + " values");
         }
-        if (op.op_type() == "data" || custom) detail::const_bits(op, where);  // XIR parses the data_type
+        // An op with no producer for "input" (a source) gets its output tensor from its own
+        // `shape` and `data_type` attributes in XIR, whatever its type.
+        int from_input = 0;
+        for (const auto& a : op.args())
+            if (a.arg_name() == "input") from_input += a.arg_ops_size();
+        if (from_input == 0) {
+            const auto shape = op.op_attr().find("shape");
+            const auto type = op.op_attr().find("data_type");
+            if (shape == op.op_attr().end() || shape->second.value_case() != sgp::xmodel::pb::AttrValue::kInt32Vec ||
+                type == op.op_attr().end() || type->second.value_case() != sgp::xmodel::pb::AttrValue::kStringValue)
+                fail(where, "op '" + op.op_name() +
+                                "' reads no input, so XIR needs its int32 vector 'shape' and string 'data_type'");
+            detail::const_bits(op, where);
+        }
+        // Tensor attributes XIR's shape inference reads.
+        if (const auto it = t.tensor_attr().find("shape_info");
+            it != t.tensor_attr().end() && it->second.value_case() != sgp::xmodel::pb::AttrValue::kInt32Vec)
+            fail(where, "op '" + op.op_name() + "': tensor attribute 'shape_info' is not an int32 vector");
         seen[op.op_name()] = &op;
     }
     // Subgraphs as XIR rebuilds them: below the root, each one holds ops or children, not both
@@ -205,6 +231,15 @@ inline void validate(const sgp::xmodel::pb::Graph& g, const std::string& where) 
     auto check = [&](const auto& self, const sgp::xmodel::pb::SubGraph& s, bool root) -> void {
         if (!root && (s.op_name_size() == 0) == (s.subg_child_size() == 0))
             fail(where, "subgraph '" + s.subgraph_name() + "' must hold either ops or subgraphs");
+        // The attributes a runtime reads: the device (a string) and the runner libraries (a map
+        // of strings), which VART and dpu_target read with those types.
+        using A = sgp::xmodel::pb::AttrValue;
+        for (const auto& [key, type] : {std::pair<const char*, A::ValueCase>{"device", A::kStringValue},
+                                        std::pair<const char*, A::ValueCase>{"runner", A::kMapString}})
+            if (const auto it = s.subg_attr().find(key); it != s.subg_attr().end() && it->second.value_case() != type)
+                fail(where, "subgraph '" + s.subgraph_name() + "': attribute '" + key + "' is " +
+                                attr_type_name(it->second.value_case()) + " (field " +
+                                std::to_string(static_cast<int>(it->second.value_case())) + ")");
         for (const auto& n : s.op_name()) {
             if (!names.count(n)) fail(where, "subgraph '" + s.subgraph_name() + "' lists unknown op '" + n + "'");
             if (!root && !placed.insert(n).second)

@@ -22,6 +22,7 @@
 
 #include "sgp/core/error.hpp"
 #include "sgp/export/xir_graph.pb.h"
+#include "sgp/export/xmodel_reader.hpp"
 #include "sgp/io/atomic_file.hpp"
 #include "sgp/quant/calibrate.hpp"
 #include "sgp/quant/fix_point.hpp"
@@ -182,9 +183,12 @@ inline std::string to_bytes(const sgp::xmodel::pb::Graph& g, const std::string& 
     return bytes;
 }
 
-// Writes the graph of m to `path` (temp file + rename: never a half-written model).
+// Writes the graph of m to `path` (temp file + rename: never a half-written model), after the
+// checks XIR's reader needs: sgp never writes a file XIR would abort on.
 inline void write(const quant::qmodel& m, const std::string& path, const std::string& name = "sgp") {
-    write_file_atomic(path, to_bytes(to_graph(m, name), path));
+    const auto g = to_graph(m, name);
+    validate(g, path + " (being written)");
+    write_file_atomic(path, to_bytes(g, path));
 }
 
 }  // namespace sgp::xmodel
