@@ -212,3 +212,33 @@ TEST_CASE("loader rejects bad options") {
     empty.source = "nothing";
     CHECK_THROWS_WITH_AS(sgp::batch_loader(empty, {}), doctest::Contains("nothing: the data set is empty"), sgp::error);
 }
+
+// Issue 12: an IDX header whose dimensions multiply past 2^64 wrapped to a small total and
+// was accepted; a compressed file was inflated whole, however much it held.
+TEST_CASE("IDX sizes are checked before anything is allocated or inflated") {
+    sgp_test::temp_dir d("idx-sizes-bad");
+    std::string wrap{0, 0, 8, 3};
+    wrap += be32(4) + be32(0x80000000u) + be32(0x80000000u);  // 4 * 2^31 * 2^31 = 2^64
+    write(d.file("wrap"), wrap);
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("wrap")),
+                         doctest::Contains("wrap: the data size the IDX header declares overflows"), sgp::error);
+    std::string huge{0, 0, 8, 3};
+    huge += be32(60000) + be32(1000) + be32(1000);  // 60 GB
+    write(d.file("huge"), huge + "abc");
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("huge")),
+                         doctest::Contains("huge: the IDX header claims 60000000000 bytes"), sgp::error);
+    std::string big{0, 0, 8, 3};
+    big += be32(1000) + be32(1000) + be32(1000);  // 1 GB: within the limit, not within 1 KB of gzip
+    write_gz(d.file("big.gz"), big + std::string(1000, 'x'));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("big.gz")), doctest::Contains("when inflated"), sgp::error);
+    // 64 MB of zeros after a 4-byte image: inflation stops after a few kilobytes.
+    std::string small{0, 0, 8, 3};
+    small += be32(1) + be32(2) + be32(2) + "abcd";
+    write_gz(d.file("bomb.gz"), small + std::string(64 << 20, '\0'));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("bomb.gz")), doctest::Contains("malformed: at least 4096 bytes after"),
+                         sgp::error);
+    // A folder where a file should be: named, not "basic_filebuf::underflow".
+    std::filesystem::create_directories(d.file("dir"));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("dir")), doctest::Contains("dir: is a folder, not a file"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("dir")}), doctest::Contains("dir: is a folder"), sgp::error);
+}
