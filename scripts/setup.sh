@@ -5,7 +5,7 @@
 #   scripts/setup.sh --tests   also doctest and PyTorch (the golden-file checks)
 set -euo pipefail
 
-packages=(g++ cmake make libxtensor-dev xtl-dev libxsimd-dev zlib1g-dev dataset-fashion-mnist
+packages=(g++ cmake make libxtensor-dev xtl-dev libxsimd-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist
           libprotobuf-dev protobuf-compiler)
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(doctest-dev python3 python3-numpy python3-torch g++-aarch64-linux-gnu)

@@ -306,3 +306,27 @@ TEST_CASE("loaders given a folder name it") {
                          sgp::error);
     CHECK_THROWS_WITH_AS(sgp::prune::load_plan(d.file("w.npz")), doctest::Contains("w.npz: is a folder"), sgp::error);
 }
+
+// Issue 12: dump() wrote object keys unescaped ({"a"b": 1}), and a JSON number such as 1e25
+// was converted to an index with undefined behaviour.
+TEST_CASE("JSON keys are escaped, numbers range-checked, deep nesting refused") {
+    sgp::json_value o;
+    o.kind = sgp::json_value::type::object;
+    o.fields["a\"b\\c\n"].kind = sgp::json_value::type::number;
+    o.fields["a\"b\\c\n"].num = 1;
+    const auto back = sgp::parse_json(sgp::dump(o), "keys");
+    CHECK(back.at("a\"b\\c\n", "keys").number("n") == 1);
+    sgp::json_writer j;
+    j.begin_object().field("a\"b", 1).end_object();
+    CHECK(sgp::parse_json(j.str(), "w").at("a\"b", "w").index("i") == 1);
+    CHECK(sgp::dump(sgp::parse_json("[3, 2.5, -0.125, 1e300]", "n")) == "[3,2.5,-0.125,1e+300]");
+    for (const char* n : {"1e25", "-1", "2.5", "1e16", "1e308"})
+        CHECK_THROWS_WITH_AS(sgp::parse_json(n, "f").index("f: layer"),
+                             doctest::Contains("f: layer: expected a non-negative integer (at most 2^53)"), sgp::error);
+    CHECK(sgp::parse_json("9007199254740992", "f").index("f") == 9007199254740992ull);
+    CHECK_THROWS_WITH_AS(sgp::parse_json(std::string(100, '[') + std::string(100, ']'), "deep.json"),
+                         doctest::Contains("deep.json: invalid JSON: nested too deeply"), sgp::error);
+    CHECK_NOTHROW(sgp::parse_json(std::string(60, '[') + std::string(60, ']'), "ok.json"));
+    CHECK_THROWS_WITH_AS(sgp::parse_json("\"\xff\"", "utf8.json"), doctest::Contains("utf8.json: invalid JSON"),
+                         sgp::error);
+}
