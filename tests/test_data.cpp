@@ -212,3 +212,137 @@ TEST_CASE("loader rejects bad options") {
     empty.source = "nothing";
     CHECK_THROWS_WITH_AS(sgp::batch_loader(empty, {}), doctest::Contains("nothing: the data set is empty"), sgp::error);
 }
+
+// Issue 12: images of another size than the network's input used to overflow the batch
+// buffer (the padding was (32 - 28) / 2 whatever the images were).
+TEST_CASE("the loader pads images of any size that fits to the network's input, and refuses the rest") {
+    sgp_test::temp_dir d("idx-sizes");
+    auto set_of = [&](std::uint32_t h, std::uint32_t w) {
+        const std::string stem = d.file(std::to_string(h) + "x" + std::to_string(w));
+        write(stem + "-im", idx_images(3, h, w));
+        write(stem + "-lb", idx_labels(3));
+        return sgp::load_idx(stem + "-im", stem + "-lb");
+    };
+    const sgp::shape net{1, 32, 32};
+    for (auto [h, w] : {std::pair<std::uint32_t, std::uint32_t>{28, 28}, {32, 32}, {29, 29}, {20, 20}, {17, 30}}) {
+        CAPTURE(h);
+        CAPTURE(w);
+        const auto s = set_of(h, w);
+        sgp::batch_loader l(s, {.batch = 3, .shuffle = false, .input = net});
+        CHECK(l.height() == 32);
+        CHECK(l.width() == 32);
+        CHECK_NOTHROW(l.check_network(net, 10, "the network"));
+        // Exactly the buffer's size: one more float is a sentinel that must stay untouched.
+        std::vector<float> x(3 * 32 * 32 + 1, -7.f);
+        std::vector<int> labels(3);
+        REQUIRE(l.next(x.data(), labels.data()) == 3);
+        CHECK(x.back() == -7.f);
+        // Centred: the extra row / column of an odd difference goes to the bottom / right.
+        const std::size_t top = (32 - h) / 2, left = (32 - w) / 2;
+        for (std::size_t b = 0; b < 3; ++b)
+            for (std::size_t y = 0; y < 32; ++y)
+                for (std::size_t xx = 0; xx < 32; ++xx) {
+                    const bool inside = y >= top && y < top + h && xx >= left && xx < left + w;
+                    const float want =
+                        inside ? static_cast<float>(s.image(b)[(y - top) * w + (xx - left)]) / 255.f : 0.f;
+                    REQUIRE(x[(b * 32 + y) * 32 + xx] == want);
+                }
+    }
+    // Too large, in either direction, or another channel count: refused, naming the data set and both sizes.
+    for (auto [h, w] : {std::pair<std::uint32_t, std::uint32_t>{64, 64}, {33, 20}, {20, 33}}) {
+        const auto s = set_of(h, w);
+        CHECK_THROWS_WITH_AS(sgp::batch_loader(s, {.input = net}),
+                             doctest::Contains((std::to_string(h) + "x" + std::to_string(w) + "-im: images of 1x" +
+                                                std::to_string(h) + "x" + std::to_string(w))
+                                                   .c_str()),
+                             sgp::error);
+        CHECK_THROWS_WITH_AS(sgp::batch_loader(s, {.input = net}),
+                             doctest::Contains("do not fit the network's input of 1x32x32"), sgp::error);
+    }
+    const auto s28 = set_of(28, 28);
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(s28, {.input = {3, 32, 32}}), doctest::Contains("1x28x28"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(s28, {.pad = 2, .input = net}), doctest::Contains("not both"), sgp::error);
+    // Without the network's size, a loader whose images do not match the network is refused
+    // by whoever feeds the network (20x20 padded by 2 is 24x24, not 32x32: scrambled input).
+    const auto s20 = set_of(20, 20);
+    sgp::batch_loader fixed_pad(s20, {.pad = 2});
+    CHECK_THROWS_WITH_AS(fixed_pad.check_network(net, 10, "vgg"),
+                         doctest::Contains("makes images of 1x24x24 (channels x height x width) but vgg takes 1x32x32"),
+                         sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(s28, {.input = net}).check_network(net, 5, "vgg"),
+                         doctest::Contains("the data set has 10 classes but vgg has 5 outputs"), sgp::error);
+}
+
+TEST_CASE("the examples' loader options pad the test split by its own size") {
+    // A test split of another size than the training split: each loader derives its padding.
+    sgp_test::temp_dir d("idx-splits");
+    write(d.file("train-im"), idx_images(2, 28, 28));
+    write(d.file("test-im"), idx_images(2, 30, 30));
+    write(d.file("lb"), idx_labels(2));
+    const auto train = sgp::load_idx(d.file("train-im"), d.file("lb")),
+               test = sgp::load_idx(d.file("test-im"), d.file("lb"));
+    const sgp::loader_options o{.batch = 2, .shuffle = false, .input = {1, 32, 32}};
+    sgp::batch_loader a(train, o), b(test, o);
+    std::vector<float> x(2 * 32 * 32 + 1, -7.f);
+    std::vector<int> labels(2);
+    CHECK(a.next(x.data(), labels.data()) == 2);
+    CHECK(b.next(x.data(), labels.data()) == 2);
+    CHECK(x.back() == -7.f);
+    CHECK(x[1 * 32 + 1] == 0.f / 255.f);  // test image 0, pixel (0, 0) at (1, 1): pad 1
+    CHECK(x[1 * 32 + 2] == 1.f / 255.f);
+}
+
+// Issue 12: labels at or above the class count were read past the network's outputs.
+TEST_CASE("labels at or above the class count are refused where they enter") {
+    sgp::dataset d;
+    d.source = "my-set";
+    d.channels = 1;
+    d.height = d.width = 2;
+    d.classes = 10;
+    d.images.assign(3 * 4, 0);
+    d.labels = {1, 12, 3};
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(d, {}),
+                         doctest::Contains("my-set: label 12 of image 1 is not below the data set's 10 classes"),
+                         sgp::error);
+    d.labels = {1, 2, 3};
+    d.images.resize(5);
+    CHECK_THROWS_WITH_AS(sgp::batch_loader(d, {}), doctest::Contains("my-set: 5 pixel bytes for 3 images"), sgp::error);
+    // The loss, the last line of defence, never indexes past its k classes.
+    const float logits[2 * 3] = {};
+    const int labels[3] = {0, 1, 2};
+    CHECK_THROWS_WITH_AS(sgp::softmax_cross_entropy(logits, labels, 2, 3, nullptr),
+                         doctest::Contains("label 2 of image 2 in the batch is not below the network's 2 classes"),
+                         sgp::error);
+    const int negative[3] = {0, -1, 0};
+    CHECK_THROWS_AS(sgp::softmax_cross_entropy(logits, negative, 2, 3, nullptr), sgp::error);
+}
+
+// Issue 12: an IDX header whose dimensions multiply past 2^64 wrapped to a small total and
+// was accepted; a compressed file was inflated whole, however much it held.
+TEST_CASE("IDX sizes are checked before anything is allocated or inflated") {
+    sgp_test::temp_dir d("idx-sizes-bad");
+    std::string wrap{0, 0, 8, 3};
+    wrap += be32(4) + be32(0x80000000u) + be32(0x80000000u);  // 4 * 2^31 * 2^31 = 2^64
+    write(d.file("wrap"), wrap);
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("wrap")),
+                         doctest::Contains("wrap: the data size the IDX header declares overflows"), sgp::error);
+    std::string huge{0, 0, 8, 3};
+    huge += be32(60000) + be32(1000) + be32(1000);  // 60 GB
+    write(d.file("huge"), huge + "abc");
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("huge")),
+                         doctest::Contains("huge: the IDX header claims 60000000000 bytes"), sgp::error);
+    std::string big{0, 0, 8, 3};
+    big += be32(1000) + be32(1000) + be32(1000);  // 1 GB: within the limit, not within 1 KB of gzip
+    write_gz(d.file("big.gz"), big + std::string(1000, 'x'));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("big.gz")), doctest::Contains("when inflated"), sgp::error);
+    // 64 MB of zeros after a 4-byte image: inflation stops after a few kilobytes.
+    std::string small{0, 0, 8, 3};
+    small += be32(1) + be32(2) + be32(2) + "abcd";
+    write_gz(d.file("bomb.gz"), small + std::string(64 << 20, '\0'));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("bomb.gz")), doctest::Contains("malformed: at least 4096 bytes after"),
+                         sgp::error);
+    // A folder where a file should be: named, not "basic_filebuf::underflow".
+    std::filesystem::create_directories(d.file("dir"));
+    CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("dir")), doctest::Contains("dir: is a folder, not a file"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("dir")}), doctest::Contains("dir: is a folder"), sgp::error);
+}

@@ -2,13 +2,12 @@
 // CIFAR-10's binary format: records of 1 label byte and 3072 pixel bytes (3 x 32 x 32,
 // channel planes), in data_batch_1..5.bin and test_batch.bin.
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "sgp/core/error.hpp"
 #include "sgp/data/dataset.hpp"
+#include "sgp/io/read_file.hpp"
 
 namespace sgp {
 
@@ -16,10 +15,7 @@ inline constexpr std::size_t cifar10_record = 1 + 3 * 32 * 32;
 
 // Appends the records of one binary file to d.
 inline void read_cifar10_file(const std::string& path, dataset& d) {
-    if (!std::filesystem::exists(path)) fail(path, "file not found");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, "cannot open");
-    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string bytes = read_file_bytes(path);
     if (bytes.empty()) fail(path, "empty file");
     if (bytes.size() % cifar10_record)
         fail(path, "truncated or malformed: " + std::to_string(bytes.size()) + " bytes is not a whole number of " +

@@ -8,10 +8,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "sgp/core/error.hpp"
 #include "sgp/core/rng.hpp"
+#include "sgp/core/shape.hpp"
 #include "sgp/data/dataset.hpp"
 
 namespace sgp {
@@ -20,7 +22,11 @@ struct loader_options {
     std::size_t batch = 64;
     bool shuffle = true;
     std::uint64_t seed = 1;
-    std::size_t pad = 0;                     // zero pixels added on every side
+    std::size_t pad = 0;  // zero pixels added on every side
+    // The network's input (channels, height, width). When given, the images are zero-padded
+    // to it, centred (an odd difference puts the extra row/column at the bottom/right), and
+    // images that do not fit or have other channels are refused; `pad` must then be 0.
+    shape input{};
     std::size_t crop_padding = 0;            // random crop of the padded size from a further padding of this much
     bool flip = false;                       // random horizontal flip
     std::vector<float> mean{0.f}, std{1.f};  // per channel, or one value for all
@@ -40,17 +46,54 @@ public:
         };
         check(o_.mean, "mean");
         check(o_.std, "std");
+        if (d.height == 0 || d.width == 0 || d.images.size() != d.size() * d.image_size())
+            fail(d.source, std::to_string(d.images.size()) + " pixel bytes for " + std::to_string(d.size()) +
+                               " images of " + size_text(d.channels, d.height, d.width));
+        if (o_.input.c == 0) {
+            out_h_ = d.height + 2 * o_.pad;
+            out_w_ = d.width + 2 * o_.pad;
+            top_ = left_ = o_.pad;
+        } else {
+            if (o_.pad) fail("batch_loader", "give the network's input size or pad, not both (pad is derived)");
+            if (d.channels != o_.input.c || d.height > o_.input.h || d.width > o_.input.w)
+                fail(d.source, "images of " + size_text(d.channels, d.height, d.width) +
+                                   " do not fit the network's input of " +
+                                   size_text(o_.input.c, o_.input.h, o_.input.w));
+            out_h_ = o_.input.h;
+            out_w_ = o_.input.w;
+            top_ = (out_h_ - d.height) / 2;
+            left_ = (out_w_ - d.width) / 2;
+        }
+        // Labels enter here: one at or above the class count would index past the network's
+        // outputs in the loss.
+        for (std::size_t i = 0; i < d.size(); ++i)
+            if (d.labels[i] >= d.classes)
+                fail(d.source, "label " + std::to_string(d.labels[i]) + " of image " + std::to_string(i) +
+                                   " is not below the data set's " + std::to_string(d.classes) + " classes");
         order_.resize(d.size());
         start_epoch(0);
     }
 
     std::size_t channels() const { return d_->channels; }
-    std::size_t height() const { return d_->height + 2 * o_.pad; }
-    std::size_t width() const { return d_->width + 2 * o_.pad; }
+    std::size_t height() const { return out_h_; }
+    std::size_t width() const { return out_w_; }
     std::size_t image_size() const { return channels() * height() * width(); }
     std::size_t batches() const { return (d_->size() + o_.batch - 1) / o_.batch; }
     std::size_t size() const { return d_->size(); }
     const loader_options& options() const { return o_; }
+    const dataset& data() const { return *d_; }
+
+    // Refuses to feed a network whose input is not exactly what this loader produces, or
+    // that has fewer outputs than the data set has classes; `who` names the caller.
+    void check_network(const shape& in, std::size_t outputs, const std::string& who) const {
+        if (in.c != channels() || in.h != height() || in.w != width())
+            fail(d_->source, "the loader makes images of " + size_text(channels(), height(), width()) + " but " + who +
+                                 " takes " + size_text(in.c, in.h, in.w) +
+                                 " (set loader_options::input to the network's input)");
+        if (d_->classes > outputs)
+            fail(d_->source, "the data set has " + std::to_string(d_->classes) + " classes but " + who + " has " +
+                                 std::to_string(outputs) + " outputs");
+    }
 
     void start_epoch(std::size_t epoch) {
         epoch_ = epoch;
@@ -89,9 +132,9 @@ public:
                     for (std::size_t xx = 0; xx < W; ++xx) {
                         const std::size_t ox = flip ? W - 1 - xx : xx;
                         const std::ptrdiff_t sy =
-                            static_cast<std::ptrdiff_t>(y) + dy - static_cast<std::ptrdiff_t>(o_.pad);
+                            static_cast<std::ptrdiff_t>(y) + dy - static_cast<std::ptrdiff_t>(top_);
                         const std::ptrdiff_t sx =
-                            static_cast<std::ptrdiff_t>(ox) + dx - static_cast<std::ptrdiff_t>(o_.pad);
+                            static_cast<std::ptrdiff_t>(ox) + dx - static_cast<std::ptrdiff_t>(left_);
                         const bool inside = sy >= 0 && sx >= 0 && sy < static_cast<std::ptrdiff_t>(d_->height) &&
                                             sx < static_cast<std::ptrdiff_t>(d_->width);
                         const float pix =
@@ -106,7 +149,11 @@ public:
     }
 
 private:
+    static std::string size_text(std::size_t c, std::size_t h, std::size_t w) {
+        return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) + " (channels x height x width)";
+    }
     const dataset* d_;
+    std::size_t out_h_ = 0, out_w_ = 0, top_ = 0, left_ = 0;
     loader_options o_;
     std::vector<std::size_t> order_;
     std::size_t pos_ = 0, epoch_ = 0;

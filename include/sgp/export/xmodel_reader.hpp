@@ -19,6 +19,7 @@
 #include "sgp/core/error.hpp"
 #include "sgp/export/xir_graph.pb.h"
 #include "sgp/export/xir_ops.hpp"
+#include "sgp/io/read_file.hpp"
 
 namespace sgp::xmodel {
 
@@ -263,11 +264,7 @@ inline sgp::xmodel::pb::Graph parse(const std::string& bytes, const std::string&
 }
 
 inline sgp::xmodel::pb::Graph read(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, "cannot open the file");
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) fail(path, "read error");
-    return parse(bytes, path);
+    return parse(read_file_bytes(path), path);
 }
 
 // One attribute value as text, with its XIR type.

@@ -1,10 +1,12 @@
 #pragma once
-// A small JSON reader for sgp's own files (pruning plans): a recursive-descent parser into
-// a tree of values, with errors that give the file and the byte offset.
+// JSON for sgp's own files (pruning plans, experiment state): nlohmann-json parses and
+// writes; json_value is the small tree sgp's code reads, with errors that name the file.
+#include <cmath>
 #include <cstddef>
-#include <cstdio>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,10 +34,12 @@ struct json_value {
         if (kind != type::number) fail(where, "expected a number");
         return num;
     }
+    // A whole number in [0, 2^53] (beyond, doubles skip integers); checked before the cast,
+    // which is undefined behaviour for values out of range such as 1e25.
     std::size_t index(const std::string& where) const {
         const double d = number(where);
-        if (d < 0 || d != static_cast<double>(static_cast<std::size_t>(d)))
-            fail(where, "expected a non-negative integer, found " + std::to_string(d));
+        if (!(d >= 0 && d <= 9007199254740992.0) || d != std::trunc(d))
+            fail(where, "expected a non-negative integer (at most 2^53), found " + std::to_string(d));
         return static_cast<std::size_t>(d);
     }
     const std::string& text(const std::string& where) const {
@@ -48,164 +52,104 @@ struct json_value {
     }
 };
 
-class json_parser {
-public:
-    json_parser(std::string_view text, std::string where) : s_(text), where_(std::move(where)) {}
+namespace json_detail {
+// JSON nested deeper than this is refused: sgp's files nest 4 levels, and the conversion
+// below recurses once per level.
+inline constexpr int max_depth = 64;
 
-    json_value parse() {
-        json_value v = value(0);
-        skip();
-        if (p_ != s_.size()) error("unexpected text after the JSON value");
-        return v;
-    }
-
-private:
-    [[noreturn]] void error(const std::string& what) const {
-        fail(where_, "invalid JSON at byte " + std::to_string(p_) + ": " + what);
-    }
-    void skip() {
-        while (p_ < s_.size() && (s_[p_] == ' ' || s_[p_] == '\n' || s_[p_] == '\r' || s_[p_] == '\t')) ++p_;
-    }
-    bool eat(char c) {
-        skip();
-        if (p_ < s_.size() && s_[p_] == c) {
-            ++p_;
-            return true;
-        }
-        return false;
-    }
-    void expect(char c) {
-        if (!eat(c)) error(std::string("expected '") + c + "'");
-    }
-    json_value value(int depth) {
-        if (depth > 64) error("nested too deeply");
-        skip();
-        if (p_ >= s_.size()) error("unexpected end");
-        json_value v;
-        const char c = s_[p_];
-        if (c == '{') {
-            ++p_;
-            v.kind = json_value::type::object;
-            if (eat('}')) return v;
-            do {
-                skip();
-                const std::string k = string();
-                expect(':');
-                v.fields[k] = value(depth + 1);
-            } while (eat(','));
-            expect('}');
-        } else if (c == '[') {
-            ++p_;
-            v.kind = json_value::type::array;
-            if (eat(']')) return v;
-            do v.items.push_back(value(depth + 1));
-            while (eat(','));
-            expect(']');
-        } else if (c == '"') {
-            v.kind = json_value::type::string;
-            v.str = string();
-        } else if (s_.substr(p_, 4) == "true" || s_.substr(p_, 5) == "false") {
+inline json_value from_nlohmann(const nlohmann::json& j, int depth, const std::string& where) {
+    if (depth > max_depth) fail(where, "invalid JSON: nested too deeply");
+    json_value v;
+    switch (j.type()) {
+        case nlohmann::json::value_t::null:
+        case nlohmann::json::value_t::discarded:
+            break;
+        case nlohmann::json::value_t::boolean:
             v.kind = json_value::type::boolean;
-            v.b = s_[p_] == 't';
-            p_ += v.b ? 4 : 5;
-        } else if (s_.substr(p_, 4) == "null") {
-            p_ += 4;
-        } else {
+            v.b = j.get<bool>();
+            break;
+        case nlohmann::json::value_t::number_integer:
+        case nlohmann::json::value_t::number_unsigned:
+        case nlohmann::json::value_t::number_float:
             v.kind = json_value::type::number;
-            const std::size_t b = p_;
-            while (p_ < s_.size() && std::string_view("+-0123456789.eE").find(s_[p_]) != std::string_view::npos) ++p_;
-            if (b == p_) error("unexpected character");
-            try {
-                std::size_t used = 0;
-                v.num = std::stod(std::string(s_.substr(b, p_ - b)), &used);
-                if (used != p_ - b) throw 0;
-            } catch (...) {
-                p_ = b;
-                error("malformed number");
-            }
-        }
-        return v;
+            v.num = j.get<double>();
+            break;
+        case nlohmann::json::value_t::string:
+            v.kind = json_value::type::string;
+            v.str = j.get<std::string>();
+            break;
+        case nlohmann::json::value_t::array:
+            v.kind = json_value::type::array;
+            v.items.reserve(j.size());
+            for (const auto& x : j) v.items.push_back(from_nlohmann(x, depth + 1, where));
+            break;
+        case nlohmann::json::value_t::object:
+            v.kind = json_value::type::object;
+            for (const auto& [k, x] : j.items()) v.fields[k] = from_nlohmann(x, depth + 1, where);
+            break;
+        case nlohmann::json::value_t::binary:
+            fail(where, "invalid JSON: binary value");
     }
-    std::string string() {
-        if (p_ >= s_.size() || s_[p_] != '"') error("expected a string");
-        ++p_;
-        std::string out;
-        while (p_ < s_.size() && s_[p_] != '"') {
-            char c = s_[p_++];
-            if (c == '\\') {
-                if (p_ >= s_.size()) break;
-                const char e = s_[p_++];
-                if (e == 'n')
-                    c = '\n';
-                else if (e == 't')
-                    c = '\t';
-                else if (e == 'r')
-                    c = '\r';
-                else if (e == 'u') {
-                    if (p_ + 4 > s_.size()) error("truncated \\u escape");
-                    unsigned code = 0;
-                    for (int i = 0; i < 4; ++i) {
-                        const char h = s_[p_++];
-                        const auto digit = std::string_view("0123456789abcdef").find(static_cast<char>(h | 0x20));
-                        if (digit == std::string_view::npos) error("bad \\u escape");
-                        code = code * 16 + static_cast<unsigned>(digit);
-                    }
-                    c = static_cast<char>(code);  // sgp writes ASCII only
-                } else
-                    c = e;
-            }
-            out += c;
-        }
-        if (p_ >= s_.size()) error("unterminated string");
-        ++p_;
-        return out;
-    }
-
-    std::string_view s_;
-    std::string where_;
-    std::size_t p_ = 0;
-};
-
-// Writes a value back as JSON text (numbers with 10 significant digits).
-inline std::string dump(const json_value& v) {
-    switch (v.kind) {
-        case json_value::type::null:
-            return "null";
-        case json_value::type::boolean:
-            return v.b ? "true" : "false";
-        case json_value::type::number: {
-            char b[32];
-            std::snprintf(b, sizeof b, "%.10g", v.num);
-            return b;
-        }
-        case json_value::type::string: {
-            std::string out = "\"";
-            for (char c : v.str) {
-                if (c == '"' || c == '\\') out += '\\';
-                out += c;
-            }
-            return out + "\"";
-        }
-        case json_value::type::array: {
-            std::string out = "[";
-            for (std::size_t i = 0; i < v.items.size(); ++i) out += (i ? ", " : "") + dump(v.items[i]);
-            return out + "]";
-        }
-        case json_value::type::object: {
-            std::string out = "{";
-            bool first = true;
-            for (const auto& [k, x] : v.fields) {
-                out += (first ? "\"" : ", \"") + k + "\": " + dump(x);
-                first = false;
-            }
-            return out + "}";
-        }
-    }
-    return "null";
+    return v;
 }
 
+inline nlohmann::json to_nlohmann(const json_value& v) {
+    switch (v.kind) {
+        case json_value::type::null:
+            return nullptr;
+        case json_value::type::boolean:
+            return v.b;
+        case json_value::type::number:
+            if (!std::isfinite(v.num)) return nullptr;  // JSON has no NaN or infinity
+            // Whole numbers as integers, so counts read back as written ("3", not "3.0").
+            if (std::abs(v.num) < 9007199254740992.0 && v.num == std::trunc(v.num))
+                return static_cast<std::int64_t>(v.num);
+            return v.num;
+        case json_value::type::string:
+            return v.str;
+        case json_value::type::array: {
+            auto a = nlohmann::json::array();
+            for (const auto& x : v.items) a.push_back(to_nlohmann(x));
+            return a;
+        }
+        case json_value::type::object: {
+            auto o = nlohmann::json::object();
+            for (const auto& [k, x] : v.fields) o[k] = to_nlohmann(x);
+            return o;
+        }
+    }
+    return nullptr;
+}
+}  // namespace json_detail
+
+// Writes a value back as JSON text (strings and keys escaped by nlohmann-json).
+inline std::string dump(const json_value& v) {
+    try {
+        return json_detail::to_nlohmann(v).dump();
+    } catch (const nlohmann::json::exception& e) {  // a string that is not UTF-8
+        fail("JSON output", e.what());
+    }
+}
+
+// Parses JSON text with nlohmann-json; errors name `where` and the byte offset.
 inline json_value parse_json(std::string_view text, const std::string& where) {
-    return json_parser(text, where).parse();
+    // A depth limit during parsing too: nlohmann's parser keeps its own stack, but the tree
+    // it builds would be converted recursively.
+    bool too_deep = false;
+    const nlohmann::json::parser_callback_t limit = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        if (depth > json_detail::max_depth) too_deep = true;
+        return !too_deep;
+    };
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text.begin(), text.end(), limit);
+    } catch (const nlohmann::json::parse_error& e) {
+        fail(where, "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+    } catch (const nlohmann::json::exception& e) {
+        fail(where, std::string("invalid JSON: ") + e.what());
+    }
+    if (too_deep) fail(where, "invalid JSON: nested too deeply");
+    return json_detail::from_nlohmann(j, 0, where);
 }
 
 }  // namespace sgp

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sgp/core/checked.hpp"
 #include "sgp/core/error.hpp"
 
 namespace sgp {
@@ -21,9 +22,15 @@ struct npy_array {
         for (auto d : shape) n *= d;
         return n;
     }
+    // The bytes per element of a descr such as "<f4" (0 when it is not one).
     static std::size_t item_size(std::string_view dtype) {
-        if (dtype.size() < 3) return 0;
-        return static_cast<std::size_t>(std::stoul(std::string(dtype.substr(2))));
+        if (dtype.size() < 3 || dtype.size() > 4) return 0;
+        std::size_t n = 0;
+        for (char c : dtype.substr(2)) {
+            if (c < '0' || c > '9') return 0;
+            n = n * 10 + static_cast<std::size_t>(c - '0');
+        }
+        return n;
     }
 
     static npy_array from_floats(const float* p, std::vector<std::size_t> shape) {
@@ -60,16 +67,17 @@ struct npy_array {
     // The values as float32 (float32 and float64 arrays), or an error naming `where`.
     std::vector<float> to_floats(const std::string& where) const {
         std::vector<float> out(count());
-        if (dtype == "<f4")
-            std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
-        else if (dtype == "<f8")
+        if (dtype == "<f4") {
+            if (!out.empty()) std::memcpy(out.data(), data.data(), out.size() * sizeof(float));  // no null pointers
+        } else if (dtype == "<f8") {
             for (std::size_t i = 0; i < out.size(); ++i) {
                 double d;
                 std::memcpy(&d, data.data() + i * sizeof d, sizeof d);
                 out[i] = static_cast<float>(d);
             }
-        else
+        } else {
             fail(where, "dtype " + dtype + " where floating point (<f4 or <f8) was expected");
+        }
         return out;
     }
     std::int64_t to_int64(const std::string& where) const {
@@ -121,7 +129,7 @@ inline npy_array npy_decode(std::string_view b, const std::string& where) {
     } else {
         fail(where, ".npy version " + std::to_string(major) + " is not supported");
     }
-    if (b.size() < off + hlen) fail(where, "truncated .npy header");
+    if (!in_range(off, hlen, b.size())) fail(where, "truncated .npy header");
     const std::string h(b.substr(off, hlen));
     auto value_of = [&](const std::string& key) -> std::string {
         const auto k = h.find("'" + key + "'");
@@ -156,13 +164,20 @@ inline npy_array npy_decode(std::string_view b, const std::string& where) {
             std::size_t q = p;
             while (q < inner.size() && inner[q] >= '0' && inner[q] <= '9') ++q;
             if (q == p) fail(where, "malformed shape in the .npy header");
-            a.shape.push_back(std::stoull(inner.substr(p, q - p)));
+            std::uint64_t dim = 0;
+            for (std::size_t i = p; i < q; ++i)
+                dim = checked_add(checked_mul(dim, 10, where, "a dimension in the .npy header"),
+                                  static_cast<std::uint64_t>(inner[i] - '0'), where, "a dimension in the .npy header");
+            a.shape.push_back(static_cast<std::size_t>(dim));
             p = q;
         }
     }
     const std::size_t item = npy_array::item_size(a.dtype);
     if (item == 0) fail(where, "unknown dtype " + a.dtype);
-    const std::size_t need = a.count() * item, have = b.size() - off - hlen;
+    std::uint64_t need = item;
+    for (auto d : a.shape) need = checked_mul(need, d, where, "the size of shape " + shape_string(a.shape));
+    check_claimed(need, where, "shape " + shape_string(a.shape));
+    const std::size_t have = b.size() - off - hlen;
     if (have < need)
         fail(where, "truncated: shape " + shape_string(a.shape) + " needs " + std::to_string(need) + " bytes, " +
                         std::to_string(have) + " present");

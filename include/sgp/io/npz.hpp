@@ -5,15 +5,15 @@
 #include <zlib.h>
 
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <string_view>
 
+#include "sgp/core/checked.hpp"
 #include "sgp/core/error.hpp"
 #include "sgp/io/atomic_file.hpp"
 #include "sgp/io/npy.hpp"
+#include "sgp/io/read_file.hpp"
 
 namespace sgp {
 
@@ -42,6 +42,23 @@ inline std::uint32_t crc(std::string_view d) {
         off += n;
     }
     return static_cast<std::uint32_t>(c);
+}
+// Inflates a raw deflate stream that must produce exactly `size` bytes (already checked
+// against the limit): the output buffer is that size and inflation stops there.
+inline std::string inflate_exactly(std::string_view in, std::uint64_t size, const std::string& path,
+                                   const std::string& name) {
+    std::string out(static_cast<std::size_t>(size), '\0');
+    z_stream zs{};
+    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(path, "zlib failed to start");
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs.avail_in = static_cast<uInt>(in.size());  // both below max_claimed_bytes < 4 GiB
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    const int rc = inflate(&zs, Z_FINISH);
+    const auto produced = zs.total_out;
+    inflateEnd(&zs);
+    if (rc != Z_STREAM_END || produced != size) fail(path, "corrupt compressed entry '" + name + "'");
+    return out;
 }
 }  // namespace zip_detail
 
@@ -111,62 +128,73 @@ inline npz_archive npz_decode(std::string_view b, const std::string& path) {
     if ((entries == 0xffff || cd_size == 0xffffffff || cd_off == 0xffffffff) && eocd >= 20 &&
         get(b, eocd - 20, 4) == 0x07064b50) {
         const std::uint64_t z = get(b, eocd - 20 + 8, 8);
-        if (z + 56 > b.size() || get(b, z, 4) != 0x06064b50) fail(path, "corrupt zip64 directory");
+        if (!in_range(z, 56, b.size()) || get(b, z, 4) != 0x06064b50) fail(path, "corrupt zip64 directory");
         entries = get(b, z + 32, 8);
         cd_size = get(b, z + 40, 8);
         cd_off = get(b, z + 48, 8);
     }
-    if (cd_off + cd_size > b.size()) fail(path, "corrupt zip directory (points past the end of the file)");
+    // Every offset and size below comes from the file: each is checked against the buffer
+    // with in_range (no wrap-around) before a byte is read through it.
+    if (!in_range(cd_off, cd_size, b.size())) fail(path, "corrupt zip directory (points past the end of the file)");
+    if (entries > cd_size / 46) fail(path, "corrupt zip directory (more entries than it has room for)");
     npz_archive out;
-    std::size_t p = cd_off;
+    std::uint64_t p = cd_off;
+    const std::uint64_t cd_end = cd_off + cd_size;
     for (std::uint64_t e = 0; e < entries; ++e) {
-        if (p + 46 > b.size() || get(b, p, 4) != 0x02014b50) fail(path, "corrupt zip directory entry");
+        if (!in_range(p, 46, cd_end) || get(b, p, 4) != 0x02014b50) fail(path, "corrupt zip directory entry");
         const auto method = get(b, p + 10, 2);
         const auto c = static_cast<std::uint32_t>(get(b, p + 16, 4));
         std::uint64_t csize = get(b, p + 20, 4), usize = get(b, p + 24, 4);
         const auto nlen = get(b, p + 28, 2), xlen = get(b, p + 30, 2), clen = get(b, p + 32, 2);
         std::uint64_t local = get(b, p + 42, 4);
-        if (p + 46 + nlen + xlen + clen > b.size()) fail(path, "corrupt zip directory entry");
+        if (!in_range(p, 46 + nlen + xlen + clen, cd_end)) fail(path, "corrupt zip directory entry");
         const std::string name(b.substr(p + 46, nlen));
         // zip64 extra field: the 64-bit values of whichever fields are 0xffffffff.
-        for (std::size_t x = p + 46 + nlen; x + 4 <= p + 46 + nlen + xlen;) {
+        const std::uint64_t extra_end = p + 46 + nlen + xlen;
+        for (std::uint64_t x = p + 46 + nlen; in_range(x, 4, extra_end);) {
             const auto id = get(b, x, 2), len = get(b, x + 2, 2);
+            if (!in_range(x + 4, len, extra_end))
+                fail(path, "corrupt zip directory entry '" + name + "' (extra field)");
             if (id == 1) {
-                std::size_t q = x + 4;
-                if (usize == 0xffffffff && q + 8 <= x + 4 + len) usize = get(b, q, 8), q += 8;
-                if (csize == 0xffffffff && q + 8 <= x + 4 + len) csize = get(b, q, 8), q += 8;
-                if (local == 0xffffffff && q + 8 <= x + 4 + len) local = get(b, q, 8), q += 8;
+                std::uint64_t q = x + 4;
+                const std::uint64_t end = x + 4 + len;
+                if (usize == 0xffffffff && in_range(q, 8, end)) usize = get(b, q, 8), q += 8;
+                if (csize == 0xffffffff && in_range(q, 8, end)) csize = get(b, q, 8), q += 8;
+                if (local == 0xffffffff && in_range(q, 8, end)) local = get(b, q, 8), q += 8;
             }
             x += 4 + len;
         }
         p += 46 + nlen + xlen + clen;
-        if (local + 30 > b.size() || get(b, local, 4) != 0x04034b50) fail(path, "corrupt entry '" + name + "'");
+        if (!in_range(local, 30, b.size()) || get(b, local, 4) != 0x04034b50)
+            fail(path, "corrupt entry '" + name + "'");
         // The local header must agree with the directory: name, method and (unless deferred
         // to a data descriptor or to zip64 fields) sizes and CRC.
-        const auto lnlen = get(b, local + 26, 2);
-        if (local + 30 + lnlen > b.size() || b.substr(local + 30, lnlen) != name || get(b, local + 8, 2) != method)
+        const auto lnlen = get(b, local + 26, 2), lxlen = get(b, local + 28, 2);
+        if (!in_range(local + 30, lnlen, b.size()) || b.substr(local + 30, lnlen) != name ||
+            get(b, local + 8, 2) != method)
             fail(path, "corrupt entry '" + name + "' (its local header disagrees with the zip directory)");
         if (!(get(b, local + 6, 2) & 8)) {
             const auto lcrc = get(b, local + 14, 4), lcs = get(b, local + 18, 4), lus = get(b, local + 22, 4);
             if (lcrc != c || (lcs != 0xffffffff && lcs != csize) || (lus != 0xffffffff && lus != usize))
                 fail(path, "corrupt entry '" + name + "' (its local header disagrees with the zip directory)");
         }
-        const std::uint64_t data = local + 30 + lnlen + get(b, local + 28, 2);
-        if (data + csize > b.size()) fail(path, "truncated: entry '" + name + "' runs past the end of the file");
+        const std::uint64_t data = local + 30 + lnlen + lxlen;
+        if (!in_range(data, csize, b.size()))
+            fail(path, "truncated: entry '" + name + "' runs past the end of the file");
+        // The size an entry claims is checked before its buffer is allocated: against the
+        // limit, and (deflated) against what its compressed bytes can possibly hold.
+        check_claimed(usize, path + ":" + name, "the zip directory");
         std::string body;
         if (method == 0) {
+            if (usize != csize)
+                fail(path, "corrupt entry '" + name + "' (stored, but its sizes differ: " + std::to_string(csize) +
+                               " and " + std::to_string(usize) + ")");
             body.assign(b.substr(data, csize));
         } else if (method == 8) {
-            body.resize(usize);
-            z_stream zs{};
-            if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(path, "zlib failed to start");
-            zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(b.data() + data));
-            zs.avail_in = static_cast<uInt>(csize);
-            zs.next_out = reinterpret_cast<Bytef*>(body.data());
-            zs.avail_out = static_cast<uInt>(usize);
-            const int rc = inflate(&zs, Z_FINISH);
-            inflateEnd(&zs);
-            if (rc != Z_STREAM_END || zs.total_out != usize) fail(path, "corrupt compressed entry '" + name + "'");
+            if (usize > csize * max_deflate_ratio + 1)
+                fail(path, "corrupt entry '" + name + "' (" + std::to_string(csize) +
+                               " deflated bytes cannot inflate to the " + std::to_string(usize) + " it claims)");
+            body = inflate_exactly(b.substr(data, csize), usize, path, name);
         } else {
             fail(path, "entry '" + name + "' uses zip method " + std::to_string(method) +
                            " (only stored and deflate are supported)");
@@ -181,11 +209,7 @@ inline npz_archive npz_decode(std::string_view b, const std::string& path) {
 }
 
 inline npz_archive load_npz(const std::string& path) {
-    if (!std::filesystem::exists(path)) fail(path, "file not found");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, "cannot open");
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return npz_decode(bytes, path);
+    return npz_decode(read_file_bytes(path), path);
 }
 
 }  // namespace sgp

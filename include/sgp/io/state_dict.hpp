@@ -11,6 +11,7 @@
 
 #include "sgp/core/error.hpp"
 #include "sgp/io/npz.hpp"
+#include "sgp/layers/layer.hpp"
 #include "sgp/prune/plan.hpp"
 
 namespace sgp {

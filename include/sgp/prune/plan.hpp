@@ -6,14 +6,14 @@
 // the network then trains and infers at its pruned cost.
 #include <algorithm>
 #include <cstddef>
-#include <filesystem>
-#include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "sgp/core/error.hpp"
 #include "sgp/io/json.hpp"
 #include "sgp/io/json_reader.hpp"
+#include "sgp/io/read_file.hpp"
 #include "sgp/prune/groups.hpp"
 
 namespace sgp::prune {
@@ -155,10 +155,7 @@ inline void save_plan(const plan& p, const std::string& path) {
 }
 
 inline plan load_plan(const std::string& path) {
-    if (!std::filesystem::exists(path)) fail(path, "file not found");
-    std::ifstream in(path, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return plan_from_json(text, path);
+    return plan_from_json(read_file_bytes(path, 1 << 26), path);  // plans are kilobytes
 }
 
 }  // namespace sgp::prune

@@ -61,6 +61,7 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
         });
         out.push_back(std::move(s));
     }
+    calib.check_network(Net::input_shape, Net::output_shape.size(), "the network being scored");
     net.reserve(calib.options().batch);
     std::vector<int> labels(calib.options().batch);
     std::vector<double> zeros(groups.size(), 0), values(groups.size(), 0);

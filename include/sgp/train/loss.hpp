@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <string>
+
+#include "sgp/core/error.hpp"
 
 namespace sgp {
 
@@ -27,6 +30,11 @@ inline loss_result softmax_cross_entropy(const float* logits, const int* labels,
         double z = 0;
         for (std::size_t c = 0; c < k; ++c) z += std::exp(static_cast<double>(logits[c * n + i] - m));
         const double lse = m + std::log(z);
+        // The last line of defence (loaders refuse such labels first): never index past k.
+        if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= k)
+            fail("softmax_cross_entropy", "label " + std::to_string(labels[i]) + " of image " + std::to_string(i) +
+                                              " in the batch is not below the network's " + std::to_string(k) +
+                                              " classes");
         const auto y = static_cast<std::size_t>(labels[i]);
         r.loss += lse - logits[y * n + i];
         r.correct += (arg == y);
