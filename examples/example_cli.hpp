@@ -84,8 +84,9 @@ public:
     }
     // --threads N: 1 to max_threads().
     CLI::Option* threads(std::size_t& v, const std::string& help = "threads") {
-        return size("--threads", v, help, 1, max_threads(),
-                    "at least 1, and more than 4 per core (" + std::to_string(cores()) + " here) only slows the work down");
+        return size(
+            "--threads", v, help, 1, max_threads(),
+            "at least 1, and more than 4 per core (" + std::to_string(cores()) + " here) only slows the work down");
     }
 
     void parse(int argc, char** argv) {

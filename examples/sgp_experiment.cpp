@@ -151,8 +151,7 @@ template <class Net>
 int run(const options& o) {
     namespace pr = sgp::prune;
     std::filesystem::create_directories(o.dir);
-    if (const auto why = o.json.empty() ? "" : example::writable_output(o.json); !why.empty())
-        sgp::fail("--json", why);
+    if (const auto why = o.json.empty() ? "" : example::writable_output(o.json); !why.empty()) sgp::fail("--json", why);
     // One run at a time in a folder; a lock left by a killed run is taken over.
     const sgp::lock_file lock(o.dir + "/lock");
     stage_state st(o.dir + "/state.json");
