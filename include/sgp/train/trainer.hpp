@@ -115,8 +115,7 @@ public:
         for (auto& h : hooks_) h(net_);
         net_.for_each_tensor([&](const std::string& key, const tensor_ref& t) {
             if (t.role != tensor_role::parameter) return;
-            state_.step(opt_, lr, key, t);
-            if (!all_finite(t.value, t.size()))
+            if (!state_.step(opt_, lr, key, t))
                 fail("training", "the update made '" + key + "' non-finite (" + first_non_finite(t.value, t.size()) +
                                      ") " + position(lr));
         });
