@@ -13,14 +13,6 @@
 
 namespace {
 
-const char* usage =
-    "bench_inference [options]: VGG13-BN inference, evaluation mode, random weights and input\n"
-    "  --widths W       full (default), pruned (8,16,24,24,32,32,32,32,32,32) or W0,W1,...,W9\n"
-    "  --batch N        images per forward pass (default 1)\n"
-    "  --threads N      threads (default 1: no thread is created)\n"
-    "  --repeats N      timed repeats, median reported (default 7)\n"
-    "  --json FILE      the figures as JSON\n";
-
 using net_t = sgp::models::vgg13bn<>;
 
 // The pruned widths of the performance issue: a VGG13-BN after heavy SGP pruning.
@@ -102,14 +94,13 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         options o;
-        example::flags f(usage);
-        f.text("--widths", o.widths);
-        f.size("--threads", o.threads);
-        f.size("--batch", o.batch);
-        f.size("--repeats", o.repeats);
-        f.text("--json", o.json);
+        example::flags f("bench_inference [options]: VGG13-BN inference, evaluation mode, random weights and input");
+        f.text("--widths", o.widths, "full, pruned (8,16,24,24,32,32,32,32,32,32) or W0,W1,...,W9");
+        f.threads(o.threads, "threads (1: no thread is created)");
+        f.size("--batch", o.batch, "images per forward pass", 1, 4096);
+        f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
+        f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
-        if (o.batch == 0 || o.threads == 0) throw sgp::error("--batch and --threads must be at least 1");
         return run(o);
     });
 }

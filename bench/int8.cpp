@@ -14,13 +14,6 @@
 
 namespace {
 
-const char* usage =
-    "bench_int8 --weights FILE [options]: float vs int8 batch-1 latency of a trained (pruned) network\n"
-    "  --weights FILE   state dict or checkpoint (.npz), pruned widths included\n"
-    "  --model NAME     demo, vgg13bn or vgg13bn-source (default vgg13bn-source)\n"
-    "  --repeats N      timed repeats, median reported (default 9)\n"
-    "  --json FILE      the figures as JSON\n";
-
 struct options {
     std::string weights, model = "vgg13bn-source", json;
     std::size_t repeats = 9;
@@ -85,13 +78,13 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         options o;
-        example::flags f(usage);
-        f.text("--weights", o.weights);
-        f.text("--model", o.model);
-        f.size("--repeats", o.repeats);
-        f.text("--json", o.json);
+        example::flags f(
+            "bench_int8 --weights FILE [options]: float vs int8 batch-1 latency of a trained (pruned) network");
+        f.text("--weights", o.weights, "state dict or checkpoint (.npz), pruned widths included")->required();
+        f.choice("--model", o.model, "the network the weights are for", example::model_names);
+        f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
+        f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
-        if (o.weights.empty()) throw sgp::error("--weights is required (see --help)");
         return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }

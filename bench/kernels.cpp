@@ -11,15 +11,6 @@
 
 namespace {
 
-const char* usage =
-    "bench_kernels [options]: FMA peak and 3x3 convolutions of VGG13-BN (32x32 input)\n"
-    "  --threads N      threads (default 2)\n"
-    "  --batch N        images (default 64)\n"
-    "  --repeats N      timed repeats, median reported (default 5)\n"
-    "  --methods        instead: evaluation forward of every VGG13-BN convolution shape (full and\n"
-    "                   pruned widths, batch 1 and --batch) by GEMM and by direct convolution\n"
-    "  --json FILE      the figures as JSON\n";
-
 struct options {
     std::string json;
     std::size_t threads = 2, batch = 64, repeats = 5;
@@ -234,14 +225,15 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         options o;
-        example::flags f(usage);
-        f.size("--threads", o.threads);
-        f.size("--batch", o.batch);
-        f.size("--repeats", o.repeats);
-        f.toggle("--methods", o.methods);
-        f.text("--json", o.json);
+        example::flags f("bench_kernels [options]: FMA peak and 3x3 convolutions of VGG13-BN (32x32 input)");
+        f.threads(o.threads);
+        f.size("--batch", o.batch, "images", 1, 4096);
+        f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
+        f.toggle("--methods", o.methods,
+                 "instead: evaluation forward of every VGG13-BN convolution shape (full and pruned widths, batch 1 "
+                 "and --batch) by GEMM and by direct convolution");
+        f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
-        if (o.batch == 0 || o.threads == 0) throw sgp::error("--batch and --threads must be at least 1");
         return run(o);
     });
 }

@@ -9,15 +9,6 @@
 
 namespace {
 
-const char* usage =
-    "bench_train_throughput [options]: training steps (forward, backward, SGD) on random data\n"
-    "  --model NAME     vgg13bn (default), vgg13bn-source, demo\n"
-    "  --batch N        images per step (default 64)\n"
-    "  --threads N      threads (default 2)\n"
-    "  --steps N        steps per timed repeat, at least (default 5)\n"
-    "  --repeats N      timed repeats, median reported (default 5)\n"
-    "  --json FILE      the figures as JSON\n";
-
 struct options {
     std::string model = "vgg13bn", json;
     std::size_t batch = 64, threads = 2, steps = 5, repeats = 5;
@@ -68,16 +59,14 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         options o;
-        example::flags f(usage);
-        f.text("--model", o.model);
-        f.size("--batch", o.batch);
-        f.size("--threads", o.threads);
-        f.size("--steps", o.steps);
-        f.size("--repeats", o.repeats);
-        f.text("--json", o.json);
+        example::flags f("bench_train_throughput [options]: training steps (forward, backward, SGD) on random data");
+        f.choice("--model", o.model, "the network", example::model_names);
+        f.size("--batch", o.batch, "images per step", 2, 4096, "at least 2 for batch norm, at most 4096 (memory)");
+        f.threads(o.threads);
+        f.size("--steps", o.steps, "steps per timed repeat, at least", 1, 100000);
+        f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
+        f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
-        if (o.batch < 2 || o.threads == 0 || o.steps == 0)
-            throw sgp::error("--batch must be at least 2 (batch norm), --threads and --steps at least 1");
         return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }

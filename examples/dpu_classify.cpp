@@ -14,13 +14,6 @@
 
 namespace {
 
-const char* usage =
-    "dpu_classify --xmodel FILE [options]: Fashion-MNIST on the DPU\n"
-    "  --xmodel FILE   the model compiled by vai_c_xir for this board's DPU\n"
-    "  --model NAME    the network it was exported from: vgg13bn-source (default), vgg13bn or demo\n"
-    "  --data DIR      Fashion-MNIST directory (default: Debian's dataset-fashion-mnist)\n"
-    "  --limit N       test images (default all 10000)\n";
-
 struct options {
     std::string xmodel, model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir;
     std::size_t limit = 0;
@@ -63,13 +56,12 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         options o;
-        example::flags f(usage);
-        f.text("--xmodel", o.xmodel);
-        f.text("--model", o.model);
-        f.text("--data", o.data);
-        f.size("--limit", o.limit);
+        example::flags f("dpu_classify --xmodel FILE [options]: Fashion-MNIST on the DPU");
+        f.text("--xmodel", o.xmodel, "the model compiled by vai_c_xir for this board's DPU")->required();
+        f.choice("--model", o.model, "the network it was exported from", example::model_names);
+        f.text("--data", o.data, "Fashion-MNIST directory (default: Debian's dataset-fashion-mnist)");
+        f.size("--limit", o.limit, "test images (0: all 10000)", 0, 1u << 30);
         f.parse(argc, argv);
-        if (o.xmodel.empty()) throw sgp::error("--xmodel is required (see --help)");
         return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }

@@ -19,22 +19,6 @@
 
 namespace {
 
-const char* usage =
-    "quantize --weights FILE [options]: INT8 (DPU fixed point) accuracy of a trained network\n"
-    "  --weights FILE       state dict or checkpoint (.npz) of the network, pruned widths included\n"
-    "  --model NAME         demo, vgg13bn or vgg13bn-source (default vgg13bn-source)\n"
-    "  --data DIR           Fashion-MNIST directory (default: Debian's dataset-fashion-mnist)\n"
-    "  --calib-images N     training images for calibration (default 1000)\n"
-    "  --calibration M      max_abs or mse (default mse)\n"
-    "  --test-limit N       test images (default all 10000)\n"
-    "  --reference-images N also run the scalar reference of the DPU's arithmetic on the first N test\n"
-    "                       images and require the same integers (default 1000, 0 = all)\n"
-    "  --json FILE          the figures as JSON\n"
-    "  --xmodel FILE        write the quantized graph as an .xmodel for vai_c_xir (xmodel component)\n"
-    "  --header FILE        write the pruned network and its int8 model as a C++ header (no file I/O)\n"
-    "  --header-check FILE  with --header: also N test images and the outputs the header must reproduce\n"
-    "  --header-images N    images in --header-check (default 16)\n";
-
 struct options {
     std::string weights, model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir, calibration = "mse", json,
                          xmodel, header, header_check;
@@ -80,6 +64,7 @@ template <class Net>
 int run(const options& o) {
     Net net(1);
     sgp::load_state_dict(net, o.weights);
+    sgp::require_finite(net, o.weights, "the weights of a diverged run cannot be quantized or exported");
     const auto train_set = sgp::load_fashion_mnist(o.data, true).head(o.calib_images);
     const auto test_set = sgp::load_fashion_mnist(o.data, false).head(o.test_limit);
     const auto lo = example::for_evaluation(example::fashion_mnist_options(256, 1, Net::input_shape.h));
@@ -87,8 +72,6 @@ int run(const options& o) {
 
     auto m = sgp::quant::fold(net);
     const auto method = o.calibration == "max_abs" ? sgp::quant::calibration::max_abs : sgp::quant::calibration::mse;
-    if (o.calibration != "max_abs" && o.calibration != "mse")
-        throw sgp::error("--calibration: '" + o.calibration + "' (max_abs or mse)");
     sgp::quant::calibrator cal(m, method);
     constexpr std::size_t P = Net::input_shape.size();
     std::vector<float> batch(256 * P);
@@ -211,24 +194,28 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         options o;
-        example::flags f(usage);
-        f.text("--weights", o.weights);
-        f.text("--model", o.model);
-        f.text("--data", o.data);
-        f.size("--calib-images", o.calib_images);
-        f.text("--calibration", o.calibration);
-        f.size("--test-limit", o.test_limit);
-        f.size("--reference-images", o.reference_images);
-        f.text("--json", o.json);
-        f.text("--xmodel", o.xmodel);
-        f.text("--header", o.header);
-        f.text("--header-check", o.header_check);
-        f.size("--header-images", o.header_images);
+        example::flags f("quantize --weights FILE [options]: INT8 (DPU fixed point) accuracy of a trained network");
+        f.text("--weights", o.weights, "state dict or checkpoint (.npz) of the network, pruned widths included")
+            ->required();
+        f.choice("--model", o.model, "the network the weights are for", example::model_names);
+        f.text("--data", o.data, "Fashion-MNIST directory (default: Debian's dataset-fashion-mnist)");
+        f.size("--calib-images", o.calib_images, "training images for calibration", 1, 60000);
+        f.choice("--calibration", o.calibration, "calibration method", {"max_abs", "mse"});
+        f.size("--test-limit", o.test_limit, "test images (0: all 10000)", 0, 1u << 30);
+        f.size("--reference-images", o.reference_images,
+               "also run the scalar reference of the DPU's arithmetic on the first N test images and require the "
+               "same integers (0: all)",
+               0, 1u << 30);
+        f.output("--json", o.json, "the figures as JSON");
+        f.output("--xmodel", o.xmodel, "write the quantized graph as an .xmodel for vai_c_xir (xmodel component)");
+        f.output("--header", o.header, "write the pruned network and its int8 model as a C++ header (no file I/O)");
+        f.output("--header-check", o.header_check,
+                 "with --header: also N test images and the outputs the header must reproduce");
+        f.size("--header-images", o.header_images, "images in --header-check", 1, 10000);
         f.parse(argc, argv);
 #if !defined(SGP_HAS_XMODEL)
         if (!o.xmodel.empty()) throw sgp::error("--xmodel: built without the xmodel component (install protobuf)");
 #endif
-        if (o.weights.empty()) throw sgp::error("--weights is required (see --help)");
         return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }

@@ -5,10 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
+#include <set>
+#include <sgp/io/lock_file.hpp>
 #include <sgp/sgp.hpp>
 #include <string>
 #include <thread>
@@ -21,77 +25,69 @@ struct options {
     std::string model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir, dir = "runs/sgp", json,
                 rule = "sparsity", score = "gamma", sparsity_at = "input";
     std::size_t baseline_epochs = 3, sparse_epochs = 3, rounds = 4, finetune_epochs = 1, final_epochs = 0, batch = 64,
-                threads = std::max(1u, std::thread::hardware_concurrency()), limit = 0, test_limit = 0,
-                calib_images = 2048, round_to = 1, min_channels = 2;
+                threads = example::cores(), limit = 0, test_limit = 0, calib_images = 2048, round_to = 1,
+                min_channels = 2;
     std::uint64_t seed = 1;
-    float lr = 0.05f, finetune_lr = 0.01f, final_lr = -1.f, lambda = 1e-4f, finetune_lambda = -1.f, budget = 1.2f,
-          round_budget = -1.f, target_params = 0.f, target_macs = 0.f;
+    float lr = 0.05f, finetune_lr = 0.01f, final_lr = 0.01f, lambda = 1e-4f, finetune_lambda = 1e-4f, budget = 1.2f,
+          round_budget = 1.2f, target_params = 0.f, target_macs = 0.f;
+    // The flags that shape the results, recorded in <dir>/state.json: a resumed run must match them.
+    std::map<std::string, std::string> settings;
 };
 
-const char* usage =
-    "sgp_experiment [options]\n"
-    "  --model NAME           vgg13bn-source (default: 512-4096-4096-10 classifier), vgg13bn, demo\n"
-    "  --baseline-epochs N    unpruned baseline training (default 3)\n"
-    "  --sparse-epochs N      sparsity training, L1 on BN gammas (default 3)\n"
-    "  --lambda X             sparsity strength (default 1e-4)\n"
-    "  --rounds N             at most N pruning rounds (default 4), each followed by --finetune-epochs N\n"
-    "                         (default 1) with sparsity --finetune-lambda X (default: --lambda)\n"
-    "  --target-params P      stop the rounds once P % of the parameters are removed (and --target-macs P)\n"
-    "  --final-epochs N       fine-tune the result N more epochs after the rounds (default 0), at\n"
-    "                         --final-lr X (default: --finetune-lr), cosine schedule, no sparsity\n"
-    "  --rule NAME            sparsity (the source work's rule, default), knee, energy\n"
-    "  --sparsity-at WHERE    the sparsity rule's measuring point: input (of the next layer, default, as\n"
-    "                         the source's code) or relu (the group's ReLU output, before any pool)\n"
-    "  --score NAME           gamma (|gamma|, default) or taylor (|gamma * dL/dgamma|)\n"
-    "  --budget X             accuracy budget of the result, points below the baseline (default 1.2)\n"
-    "  --round-budget X       a round ending more than X points below the baseline is undone and ends\n"
-    "                         the rounds (default: --budget)\n"
-    "  --round-to N           round kept channels up to a multiple of N (default 1)\n"
-    "  --min-channels N       never keep fewer channels per layer (default 2)\n"
-    "  --lr X / --finetune-lr X   learning rates (default 0.05 / 0.01), cosine schedules\n"
-    "  --batch N --threads N --seed N --data DIR --limit N --test-limit N --calib-images N\n"
-    "  --dir DIR              checkpoints and stage results (default runs/sgp); rerun to resume\n"
-    "  --json FILE            the results\n";
+// Flags a resumed run may change: more rounds or epochs (every round records its own
+// fine-tuning epochs), how fast, where the data is and where the results go.
+const std::set<std::string> may_change_on_resume = {
+    "--rounds", "--finetune-epochs", "--final-epochs", "--threads", "--data", "--dir", "--json"};
 
 options parse(int argc, char** argv) {
     options o;
-    example::flags f(usage);
-    f.text("--model", o.model);
-    f.text("--data", o.data);
-    f.text("--dir", o.dir);
-    f.text("--json", o.json);
-    f.text("--rule", o.rule);
-    f.text("--score", o.score);
-    f.text("--sparsity-at", o.sparsity_at);
-    f.size("--final-epochs", o.final_epochs);
-    f.real("--finetune-lambda", o.finetune_lambda);
-    f.real("--round-budget", o.round_budget);
-    f.real("--target-params", o.target_params);
-    f.real("--target-macs", o.target_macs);
-    f.size("--baseline-epochs", o.baseline_epochs);
-    f.size("--sparse-epochs", o.sparse_epochs);
-    f.size("--rounds", o.rounds);
-    f.size("--finetune-epochs", o.finetune_epochs);
-    f.size("--batch", o.batch);
-    f.size("--threads", o.threads);
-    f.size("--limit", o.limit);
-    f.size("--test-limit", o.test_limit);
-    f.size("--calib-images", o.calib_images);
-    f.size("--round-to", o.round_to);
-    f.size("--min-channels", o.min_channels);
-    f.real("--lr", o.lr);
-    f.real("--finetune-lr", o.finetune_lr);
-    f.real("--final-lr", o.final_lr);
-    f.real("--lambda", o.lambda);
-    f.real("--budget", o.budget);
-    f.u64("--seed", o.seed);
+    example::flags f(
+        "sgp_experiment: baseline training, sparsity training, sparsity-gradient-based layer-wise pruning with "
+        "fine-tuning in rounds, and Network Slimming's global threshold at the same parameter budget, on "
+        "Fashion-MNIST; every stage checkpoints and a rerun resumes where it stopped");
+    constexpr std::size_t many = 100000;
+    f.choice("--model", o.model, "vgg13bn-source (512-4096-4096-10 classifier), vgg13bn or demo", example::model_names);
+    f.text("--data", o.data, "Fashion-MNIST IDX files");
+    f.text("--dir", o.dir, "checkpoints and stage results; rerun to resume (one run at a time: a lock file)");
+    // Checked once --dir exists (run): the file may go into it, or a folder it creates.
+    f.text("--json", o.json, "the results");
+    f.choice("--rule", o.rule, "sparsity (the source work's rule), knee or energy", {"sparsity", "knee", "energy"});
+    f.choice("--score", o.score, "gamma (|gamma|) or taylor (|gamma * dL/dgamma|)", {"gamma", "taylor"});
+    f.choice("--sparsity-at", o.sparsity_at,
+             "the sparsity rule's measuring point: input (of the next layer, as the source's code) or relu (the "
+             "group's ReLU output, before any pool)",
+             {"input", "relu"});
+    f.size("--baseline-epochs", o.baseline_epochs, "unpruned baseline training", 0, many);
+    f.size("--sparse-epochs", o.sparse_epochs, "sparsity training, L1 on BN gammas", 0, many);
+    f.real("--lambda", o.lambda, "sparsity strength", 0, 1);
+    f.size("--rounds", o.rounds, "at most N pruning rounds, each followed by --finetune-epochs", 0, 1000);
+    f.size("--finetune-epochs", o.finetune_epochs, "fine-tuning epochs per round", 0, many);
+    f.real("--finetune-lambda", o.finetune_lambda, "sparsity while fine-tuning (default: --lambda)", 0, 1);
+    f.real("--target-params", o.target_params, "stop the rounds once P % of the parameters are removed (0: none)", 0,
+           100);
+    f.real("--target-macs", o.target_macs, "likewise for the multiply-adds", 0, 100);
+    f.size("--final-epochs", o.final_epochs,
+           "fine-tune the result N more epochs after the rounds, at --final-lr, cosine schedule, no sparsity", 0, many);
+    f.real("--budget", o.budget, "accuracy budget of the result, points below the baseline", 0, 100);
+    f.real("--round-budget", o.round_budget,
+           "a round ending more than X points below the baseline is undone and ends the rounds (default: --budget)", 0,
+           100);
+    f.size("--round-to", o.round_to, "round kept channels up to a multiple of N", 1, 4096);
+    f.size("--min-channels", o.min_channels, "never keep fewer channels per layer", 1, 4096);
+    f.real("--lr", o.lr, "learning rate of baseline and sparsity training (cosine schedule)", 0, 1e30);
+    f.real("--finetune-lr", o.finetune_lr, "learning rate of the rounds' fine-tuning", 0, 1e30);
+    f.real("--final-lr", o.final_lr, "learning rate of the final fine-tuning (default: --finetune-lr)", 0, 1e30);
+    f.size("--batch", o.batch, "images per step", 2, 4096, "at least 2 for batch norm, at most 4096 (memory)");
+    f.threads(o.threads, "threads (default: all cores)");
+    f.u64("--seed", o.seed, "initial weights, shuffling and dropout", 0, std::numeric_limits<std::int64_t>::max());
+    f.size("--limit", o.limit, "train on the first N images only (0: all)", 0, 1u << 30);
+    f.size("--test-limit", o.test_limit, "test on the first N images only (0: all)", 0, 1u << 30);
+    f.size("--calib-images", o.calib_images, "training images for the pruning statistics", 1, 1u << 30);
     f.parse(argc, argv);
-    if (o.batch < 2) throw sgp::error("--batch: batch norm needs at least 2 images per batch");
-    if (o.sparsity_at != "input" && o.sparsity_at != "relu")
-        throw sgp::error("--sparsity-at: '" + o.sparsity_at + "' is neither input nor relu");
-    if (o.finetune_lambda < 0) o.finetune_lambda = o.lambda;
-    if (o.round_budget < 0) o.round_budget = o.budget;
-    if (o.final_lr < 0) o.final_lr = o.finetune_lr;
+    if (!f.given("--finetune-lambda")) o.finetune_lambda = o.lambda;
+    if (!f.given("--round-budget")) o.round_budget = o.budget;
+    if (!f.given("--final-lr")) o.final_lr = o.finetune_lr;
+    o.settings = f.settings(may_change_on_resume);
     return o;
 }
 
@@ -155,7 +151,15 @@ template <class Net>
 int run(const options& o) {
     namespace pr = sgp::prune;
     std::filesystem::create_directories(o.dir);
+    if (const auto why = o.json.empty() ? "" : example::writable_output(o.json); !why.empty()) sgp::fail("--json", why);
+    // One run at a time in a folder; a lock left by a killed run is taken over.
+    const sgp::lock_file lock(o.dir + "/lock");
     stage_state st(o.dir + "/state.json");
+    if (st.has("settings"))
+        example::require_same_settings(example::settings_of(st.value("settings"), o.dir + "/state.json"), o.settings,
+                                       o.dir + "/state.json");
+    else
+        st.set_json("settings", example::settings_json(o.settings));
     const auto t_start = std::chrono::steady_clock::now();
 
     const auto train_set = sgp::load_fashion_mnist(o.data, true).head(o.limit);
@@ -215,21 +219,47 @@ int run(const options& o) {
     while (st.has("sgp_round_" + std::to_string(rounds_done + 1))) ++rounds_done;
     if (!st.has("sgp_accuracy")) {
         sparse->optimizer().lr = o.finetune_lr;
-        if (!st.has("sgp_rounds_finished") && rounds_done > 0) {
-            sparse->load_checkpoint(round_ckpt);
-            if (static_cast<std::size_t>(st.number("sgp_round_checkpoint")) != rounds_done)
-                sgp::fail(round_ckpt, "holds round " +
-                                          std::to_string(static_cast<std::size_t>(st.number("sgp_round_checkpoint"))) +
-                                          ", state.json " + std::to_string(rounds_done));
-            std::cerr << "== resuming SGP after round " << rounds_done << "\n";
+        if (!st.has("sgp_rounds_finished") && std::filesystem::exists(round_ckpt)) {
+            // The round checkpoint holds its round's number and report: a run killed after
+            // writing it but before state.json recorded the round takes the report from it
+            // instead of doing (and applying) that round a second time.
+            const auto a = sgp::load_npz(round_ckpt);
+            const auto it = a.find("experiment.round");
+            // Without the entry (written before it existed), state.json's word is taken.
+            const std::int64_t held = it != a.end()     ? it->second.to_int64(round_ckpt + ":experiment.round")
+                                      : rounds_done > 0 ? static_cast<std::int64_t>(st.number("sgp_round_checkpoint"))
+                                                        : 0;
+            if (held > 0) sparse->load_checkpoint(a, round_ckpt);
+            const auto report = sgp::text_of(a, "experiment.round_report", round_ckpt);
+            if (held == static_cast<std::int64_t>(rounds_done) + 1 && !report.empty()) {
+                st.set_json("sgp_round_" + std::to_string(++rounds_done), report);
+                std::cerr << "== round " << rounds_done << "'s record recovered from " << round_ckpt << "\n";
+            }
+            if (held != static_cast<std::int64_t>(rounds_done))
+                sgp::fail(round_ckpt,
+                          "holds round " + std::to_string(held) + ", state.json " + std::to_string(rounds_done));
+            if (rounds_done > 0) std::cerr << "== resuming SGP after round " << rounds_done << "\n";
         }
+        // An undone round ended the rounds (prune_and_finetune stops there); a resumed run does too.
+        const bool ended = rounds_done > 0 && st.value("sgp_round_" + std::to_string(rounds_done))
+                                                  .at("undone", "state.json: sgp_round_" + std::to_string(rounds_done))
+                                                  .b;
         if (!st.has("sgp_rounds_finished")) {
             so.rounds_done = rounds_done;
+            if (ended) so.max_rounds = rounds_done;
+            // SGP_TEST_STOP_AFTER_ROUND_CHECKPOINT=N: the process ends right after writing round
+            // N's checkpoint, before state.json records it (a kill at the worst moment, for the tests).
+            const char* stop_env = std::getenv("SGP_TEST_STOP_AFTER_ROUND_CHECKPOINT");
+            const std::size_t stop_after = stop_env ? std::strtoull(stop_env, nullptr, 10) : 0;
             auto on_round = [&](const pr::round_report& r) {
-                sparse->save_checkpoint(round_ckpt);  // after an undone round: the restored network
-                st.set("sgp_round_checkpoint", static_cast<double>(r.round));
                 sgp::json_writer j;
                 pr::write_json(j, r);
+                sparse->save_checkpoint(
+                    round_ckpt,  // after an undone round: the restored network
+                    {{"experiment.round", sgp::npy_array::from_int64(static_cast<std::int64_t>(r.round))},
+                     {"experiment.round_report", sgp::text_entry(j.str())}});
+                if (r.round == stop_after) std::_Exit(3);
+                st.set("sgp_round_checkpoint", static_cast<double>(r.round));
                 st.set_json("sgp_round_" + std::to_string(r.round), j.str());
                 std::fprintf(stderr,
                              "round %zu: %.2f %% parameters, %.2f %% multiply-adds removed; accuracy %.2f %% pruned, "
@@ -248,12 +278,10 @@ int run(const options& o) {
                                                       : pr::rules::sparsity_site::consumer_input;
             if (o.rule == "sparsity")
                 run_rule(pr::rules::activation_sparsity{.at = site});
-            else if (o.rule == "knee")
-                run_rule(pr::rules::knee{});
             else if (o.rule == "energy")
                 run_rule(pr::rules::energy{});
             else
-                throw sgp::error("--rule: unknown rule '" + o.rule + "' (sparsity, knee, energy)");
+                run_rule(pr::rules::knee{});
             sparse->save_checkpoint(final_ckpt);
             st.set("sgp_final_origin", static_cast<double>(sparse->epochs_done()));
             st.set("sgp_rounds_finished", 1);

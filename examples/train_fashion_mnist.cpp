@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
+#include <map>
+#include <set>
 #include <sgp/sgp.hpp>
 #include <string>
 #include <thread>
@@ -15,52 +18,44 @@ namespace {
 
 struct options {
     std::string model = "demo", data = sgp::fashion_mnist_default_dir, checkpoint, json, schedule = "cosine";
-    std::size_t epochs = 0, batch = 64, threads = std::max(1u, std::thread::hardware_concurrency()), limit = 0,
-                test_limit = 0;
+    std::size_t epochs = 0, batch = 64, threads = example::cores(), limit = 0, test_limit = 0;
     std::uint64_t seed = 1;
     float lr = 0.05f, weight_decay = 1e-4f, sparsity = 0.f;
     bool augment = false;
+    // The flags that shape the weights, recorded in the checkpoint: a resumed run must match them.
+    std::map<std::string, std::string> settings;
 };
 
-const char* usage =
-    "train_fashion_mnist [options]\n"
-    "  --model NAME       demo (VGG13-BN at 1/4 width, default), vgg13bn (Network Slimming variant),\n"
-    "                     vgg13bn-source (the source work's 4096-wide 1x1-conv classifier)\n"
-    "  --epochs N         default 3 for demo, 1 otherwise\n"
-    "  --batch N          default 64\n"
-    "  --lr X             base learning rate, default 0.05 (SGD, momentum 0.9, Nesterov)\n"
-    "  --weight-decay X   default 1e-4\n"
-    "  --schedule NAME    cosine (default), restarts, step, constant\n"
-    "  --augment          random crop (padding 4) and horizontal flip\n"
-    "  --sparsity X       L1 penalty on BatchNorm gammas (sparsity training), default 0\n"
-    "  --threads N        default: all cores\n"
-    "  --seed N           default 1\n"
-    "  --data DIR         Fashion-MNIST IDX files, default /usr/share/datasets/fashion-mnist\n"
-    "  --limit N          train on the first N images only; --test-limit N likewise\n"
-    "  --checkpoint FILE  save after every epoch; resume from it when it exists\n"
-    "  --json FILE        write the results as JSON\n";
+// Flags a resumed run may change: how long, how fast, where from and where to.
+const std::set<std::string> may_change_on_resume = {"--epochs",     "--threads", "--data",
+                                                    "--checkpoint", "--json",    "--test-limit"};
 
 options parse(int argc, char** argv) {
     options o;
-    example::flags f(usage);
-    f.text("--model", o.model);
-    f.size("--epochs", o.epochs);
-    f.size("--batch", o.batch);
-    f.real("--lr", o.lr);
-    f.real("--weight-decay", o.weight_decay);
-    f.text("--schedule", o.schedule);
-    f.toggle("--augment", o.augment);
-    f.real("--sparsity", o.sparsity);
-    f.size("--threads", o.threads);
-    f.u64("--seed", o.seed);
-    f.text("--data", o.data);
-    f.size("--limit", o.limit);
-    f.size("--test-limit", o.test_limit);
-    f.text("--checkpoint", o.checkpoint);
-    f.text("--json", o.json);
+    example::flags f(
+        "train_fashion_mnist: trains a VGG on Fashion-MNIST (padded to 32x32) and reports test "
+        "accuracy and throughput");
+    f.choice("--model", o.model,
+             "demo (VGG13-BN at 1/4 width), vgg13bn (Network Slimming variant), vgg13bn-source (the source "
+             "work's 4096-wide 1x1-conv classifier)",
+             example::model_names);
+    f.size("--epochs", o.epochs, "epochs in all (default 3 for demo, 1 otherwise)", 1, 100000)->default_str("");
+    f.size("--batch", o.batch, "images per step", 2, 4096, "at least 2 for batch norm, at most 4096 (memory)");
+    f.real("--lr", o.lr, "base learning rate (SGD, momentum 0.9, Nesterov)", 0, 1e30);
+    f.real("--weight-decay", o.weight_decay, "weight decay", 0, 1);
+    f.choice("--schedule", o.schedule, "learning-rate schedule", {"cosine", "restarts", "step", "constant"});
+    f.toggle("--augment", o.augment, "random crop (padding 4) and horizontal flip");
+    f.real("--sparsity", o.sparsity, "L1 penalty on BatchNorm gammas (sparsity training)", 0, 1);
+    f.threads(o.threads, "threads (default: all cores)");
+    f.u64("--seed", o.seed, "initial weights, shuffling and dropout", 0, std::numeric_limits<std::int64_t>::max());
+    f.text("--data", o.data, "Fashion-MNIST IDX files");
+    f.size("--limit", o.limit, "train on the first N images only (0: all)", 0, 1u << 30);
+    f.size("--test-limit", o.test_limit, "test on the first N images only (0: all)", 0, 1u << 30);
+    f.output("--checkpoint", o.checkpoint, "save after every epoch; resume from it when it exists");
+    f.output("--json", o.json, "write the results as JSON");
     f.parse(argc, argv);
-    if (o.batch < 2) throw sgp::error("--batch: batch norm needs at least 2 images per batch");
-    if (o.epochs == 0) o.epochs = o.model == "demo" ? 3 : 1;
+    if (!f.given("--epochs")) o.epochs = o.model == "demo" ? 3 : 1;
+    o.settings = f.settings(may_change_on_resume);
     return o;
 }
 
@@ -87,8 +82,18 @@ int run(const options& o) {
 
     sgp::trainer<Net> t{sgp::sgd{.lr = o.lr, .momentum = 0.9f, .weight_decay = o.weight_decay, .nesterov = true},
                         {.threads = o.threads, .seed = o.seed}};
+    const std::string settings = example::settings_json(o.settings);
     if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
-        t.load_checkpoint(o.checkpoint);
+        const auto a = t.load_checkpoint(o.checkpoint);
+        // A checkpoint without settings predates their recording: it is taken as it is.
+        if (const auto recorded = sgp::text_of(a, "run.settings", o.checkpoint); !recorded.empty())
+            example::require_same_settings(example::settings_of(sgp::parse_json(recorded, o.checkpoint), o.checkpoint),
+                                           o.settings, o.checkpoint);
+        else if (t.epochs_done() > 0 && a.count("trainer.seed") &&
+                 static_cast<std::uint64_t>(a.at("trainer.seed").to_int64(o.checkpoint)) != o.seed)
+            sgp::fail(o.checkpoint, "this run was started with --seed " +
+                                        std::to_string(a.at("trainer.seed").to_int64(o.checkpoint)) + " (now " +
+                                        std::to_string(o.seed) + "); resume it with the same settings");
         std::cerr << "resumed from " << o.checkpoint << " after epoch " << t.epochs_done() << "\n";
     }
     std::cerr << "model " << o.model << ": " << Net::parameter_count << " parameters, " << Net::macs
@@ -99,6 +104,7 @@ int run(const options& o) {
     f.sparsity = o.sparsity;
     f.schedule = schedule(o);
     f.checkpoint = o.checkpoint;
+    f.checkpoint_extra["run.settings"] = sgp::text_entry(settings);
     const auto reports = t.fit(train, f, &test);
     const auto final_eval = t.evaluate(test);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -76,10 +76,9 @@ struct batch_norm_t {
                         // Overflowed statistics would normalise the channel to a constant and
                         // hide the divergence from the loss.
                         if (!std::isfinite(mean) || !std::isfinite(var))
-                            fail("batch_norm", "channel " + std::to_string(c) +
-                                                   " has non-finite batch statistics (mean " + std::to_string(mean) +
-                                                   ", variance " + std::to_string(var) +
-                                                   "): training diverged; lower the learning rate");
+                            fail("batch_norm (layer " + std::to_string(cx.layer_index) + ")",
+                                 "channel " + std::to_string(c) + " has non-finite batch statistics (mean " +
+                                     std::to_string(mean) + ", variance " + std::to_string(var) + ")");
                         rmean_[c] = (1 - Momentum) * rmean_[c] + Momentum * mean;
                         rvar_[c] = (1 - Momentum) * rvar_[c] +
                                    Momentum * var * static_cast<float>(len) / static_cast<float>(len - 1);

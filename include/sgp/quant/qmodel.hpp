@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sgp/core/error.hpp"
+#include "sgp/core/finite.hpp"
 
 namespace sgp::quant {
 
@@ -94,6 +95,8 @@ inline conv_window window_of(const qconv& q, std::size_t c, std::size_t h, std::
 // pool, a batch norm or ReLU with no convolution before it) is refused by name.
 template <class Net>
 qmodel fold(Net& net) {
+    // A NaN or Inf would quantize to garbage fix points without any error downstream.
+    require_finite(net, "quant::fold", "a network with non-finite weights cannot be quantized");
     qmodel m;
     m.c = Net::input_shape.c, m.h = Net::input_shape.h, m.w = Net::input_shape.w;
     std::size_t c = m.c, h = m.h, w = m.w;  // the current activation

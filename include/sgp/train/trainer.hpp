@@ -8,10 +8,13 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sgp/core/error.hpp"
+#include "sgp/core/finite.hpp"
 #include "sgp/core/parallel.hpp"
 #include "sgp/data/loader.hpp"
 #include "sgp/io/state_dict.hpp"
@@ -34,7 +37,22 @@ struct fit_options {
     std::ostream* log = &std::cerr;   // one progress line per epoch; null for silence
     double progress_seconds = 60;     // within a long epoch, a progress line this often (0: never)
     std::size_t schedule_origin = 0;  // the schedule sees epoch - schedule_origin (e.g. per fine-tuning round)
+    npz_archive checkpoint_extra{};   // the caller's own entries, saved in every checkpoint (see save_checkpoint)
 };
+
+// Text (a program's settings, a JSON report) as a checkpoint entry: a 1-d uint8 array.
+inline npy_array text_entry(std::string_view text) {
+    return npy_array{"|u1", {text.size()}, std::string(text)};
+}
+// The text entry `key` of a checkpoint, or "" when there is none.
+inline std::string text_of(const npz_archive& a, const std::string& key, const std::string& where) {
+    const auto it = a.find(key);
+    if (it == a.end()) return {};
+    const auto& v = it->second;
+    if (v.dtype != "|u1" || v.shape.size() != 1 || v.data.size() != v.shape[0])
+        fail(where, "'" + key + "' is not text (a 1-d uint8 array)");
+    return v.data;
+}
 
 struct evaluation {
     double loss = 0, accuracy = 0;
@@ -78,21 +96,28 @@ public:
         });
     }
 
-    // One SGD step on the n images already in the network's input buffer.
+    // One SGD step on the n images already in the network's input buffer. A diverging step
+    // (a non-finite loss, batch statistics or updated parameter) fails naming the epoch, the
+    // step and, where known, the layer, before anything non-finite can reach a checkpoint.
     loss_result train_step(const int* labels, std::size_t n, float lr, float sparsity = 0.f) {
-        const float* out = net_.forward(n, context(true));
         const std::size_t k = Net::output_shape.c;
         dlogits_.reserve(k * n);
-        const auto r = softmax_cross_entropy(out, labels, net_.widths().back(), n, dlogits_.data());
-        if (!std::isfinite(r.loss))
-            fail("training", "the loss is " + std::to_string(r.loss) + " at epoch " + std::to_string(epoch_ + 1) +
-                                 ", step " + std::to_string(step_) + " (learning rate " + std::to_string(lr) +
-                                 "): training diverged; lower the learning rate");
-        net_.backward(dlogits_.data(), context(true));
+        loss_result r;
+        try {
+            const float* out = net_.forward(n, context(true));
+            r = softmax_cross_entropy(out, labels, net_.widths().back(), n, dlogits_.data());
+            if (!std::isfinite(r.loss)) fail("training", "the loss is " + std::to_string(r.loss));
+            net_.backward(dlogits_.data(), context(true));
+        } catch (const error& e) {
+            throw error(std::string(e.what()) + " " + position(lr));
+        }
         if (sparsity != 0.f) add_sparsity_gradient(sparsity);
         for (auto& h : hooks_) h(net_);
         net_.for_each_tensor([&](const std::string& key, const tensor_ref& t) {
-            if (t.role == tensor_role::parameter) state_.step(opt_, lr, key, t);
+            if (t.role != tensor_role::parameter) return;
+            if (!state_.step(opt_, lr, key, t))
+                fail("training", "the update made '" + key + "' non-finite (" + first_non_finite(t.value, t.size()) +
+                                     ") " + position(lr));
         });
         ++step_;
         return r;
@@ -113,6 +138,8 @@ public:
             float lr = 0;
             auto last_line = t0;
             for (std::size_t n; (n = train.next(net_.input_buffer(), labels.data())) > 0; ++b) {
+                step_in_epoch_ = b + 1;
+                batches_in_epoch_ = train.batches();
                 const double at =
                     static_cast<double>(epoch_ - std::min(epoch_, f.schedule_origin)) + static_cast<double>(b) / nb;
                 lr = learning_rate(f.schedule, at, opt_.lr);
@@ -142,8 +169,17 @@ public:
             rep.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
             rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             rep.images_per_second = static_cast<double>(seen) / rep.seconds;
-            if (test) rep.test_accuracy = evaluate(*test).accuracy;
-            if (!f.checkpoint.empty()) save_checkpoint(f.checkpoint);
+            if (test) {
+                const auto e = evaluate(*test);
+                // Weights that grew huge but stay finite show here first (the last step's
+                // update is never seen by a training forward).
+                if (!std::isfinite(e.loss))
+                    fail("training", "the test loss is " + std::to_string(e.loss) + " after epoch " +
+                                         std::to_string(epoch_) + " (learning rate " + general(lr) +
+                                         "): training diverged; lower the learning rate");
+                rep.test_accuracy = e.accuracy;
+            }
+            if (!f.checkpoint.empty()) save_checkpoint(f.checkpoint, f.checkpoint_extra);
             if (f.log) {
                 const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
                 const double left =
@@ -181,9 +217,12 @@ public:
     }
 
     // Weights (state_dict keys, loadable by PyTorch), momentum buffers and the loop's
-    // position, in one atomically written .npz.
-    void save_checkpoint(const std::string& path) {
-        npz_archive a;
+    // position, in one atomically written .npz; `extra` adds a caller's own entries (a
+    // pruning round's number and report), written in the same file so that they can never
+    // disagree with the weights. A network with a NaN or Inf is refused, naming the tensor.
+    void save_checkpoint(const std::string& path, const npz_archive& extra = {}) {
+        require_finite(net_, path, "not saved: training diverged; lower the learning rate");
+        npz_archive a = extra;
         add_state_dict(net_, a);
         net_.for_each_tensor([&](const std::string& key, const tensor_ref& t) {
             const auto it = state_.buffers().find(key);
@@ -198,17 +237,28 @@ public:
         save_npz(path, a);
     }
 
-    void load_checkpoint(const std::string& path) {
-        const auto a = load_npz(path);
+    // Loads a checkpoint written by save_checkpoint and returns the whole archive (for the
+    // caller's own entries). Every field is range-checked and every tensor must be finite.
+    npz_archive load_checkpoint(const std::string& path) {
+        auto a = load_npz(path);
+        load_checkpoint(a, path);
+        return a;
+    }
+    // The same from an archive already read (`path` names it in messages).
+    void load_checkpoint(const npz_archive& a, const std::string& path) {
         read_state_dict(net_, a, path);
-        auto integer = [&](const std::string& key) {
+        require_finite(net_, path, "the checkpoint of a diverged run; start afresh with a lower learning rate");
+        auto integer = [&](const std::string& key, std::int64_t most) {
             const auto it = a.find(key);
             if (it == a.end()) fail(path, "no '" + key + "': a weights file, not a training checkpoint");
-            return it->second.to_int64(path + ":" + key);
+            const auto v = it->second.to_int64(path + ":" + key);
+            if (v < 0 || v > most)
+                fail(path, "'" + key + "' is " + std::to_string(v) + ", outside 0 to " + std::to_string(most));
+            return v;
         };
-        epoch_ = static_cast<std::size_t>(integer("trainer.epoch"));
-        step_ = static_cast<std::uint64_t>(integer("trainer.step"));
-        o_.seed = static_cast<std::uint64_t>(integer("trainer.seed"));
+        epoch_ = static_cast<std::size_t>(integer("trainer.epoch", max_epochs));
+        step_ = static_cast<std::uint64_t>(integer("trainer.step", std::int64_t{1} << 53));
+        o_.seed = static_cast<std::uint64_t>(integer("trainer.seed", std::numeric_limits<std::int64_t>::max()));
         state_.clear();
         net_.for_each_tensor([&](const std::string& key, const tensor_ref& t) {
             const auto it = a.find("optimizer." + key + ".momentum_buffer");
@@ -217,11 +267,16 @@ public:
                 fail(path, "momentum buffer of '" + key + "' has shape " + shape_string(it->second.shape) +
                                ", the parameter " + shape_string(t.dims));
             const auto v = it->second.to_floats(path);
+            if (v.size() != t.size() || !all_finite(v.data(), v.size()))
+                fail(path, "momentum buffer of '" + key + "' is not " + std::to_string(t.size()) + " finite values");
             auto& buf = state_.buffers()[key];
             buf.resize(t.size());
             std::copy(v.begin(), v.end(), buf.data());
         });
     }
+
+    // The most epochs a checkpoint may claim (a guard against corrupt or edited files).
+    static constexpr std::int64_t max_epochs = 1'000'000;
 
     run_context context(bool training) {
         run_context cx;
@@ -233,6 +288,17 @@ public:
     }
 
 private:
+    // "at epoch 3, step 17 of 94 (learning rate 0.05): training diverged; lower the learning rate"
+    std::string position(float lr) const {
+        return "at epoch " + std::to_string(epoch_ + 1) + ", step " + std::to_string(step_in_epoch_) + " of " +
+               std::to_string(batches_in_epoch_) + " (learning rate " + general(lr) +
+               "): training diverged; lower the learning rate";
+    }
+    static std::string general(double v) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%g", v);
+        return b;
+    }
     static std::string fixed2(double v) {
         char b[32];
         std::snprintf(b, sizeof b, "%.2f", v);
@@ -257,6 +323,7 @@ private:
     aligned_buffer<float> dlogits_;
     std::size_t epoch_ = 0;
     std::uint64_t step_ = 0;
+    std::size_t step_in_epoch_ = 0, batches_in_epoch_ = 0;  // for messages: train_step's place in fit
 };
 
 }  // namespace sgp
