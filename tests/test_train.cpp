@@ -104,6 +104,22 @@ TEST_CASE("softmax cross-entropy: value, gradient, accuracy and large logits") {
     CHECK(sgp::softmax_cross_entropy(big, one, 2, 1, nullptr).loss == doctest::Approx(2000));
 }
 
+TEST_CASE("the trainer refuses a loader whose images are not the network's input") {
+    // 8x8 images padded by 2 on each side make 12x12: fed to an 8x8 network they would
+    // overrun its input buffer (the heap overflow of 28x28-vs-32x32 data).
+    const auto train_set = synthetic(32, 1);
+    auto padded = loader();
+    padded.pad = 2;
+    sgp::batch_loader wrong(train_set, padded), right(train_set, loader());
+    sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f}, {.threads = 1}};
+    sgp::fit_options f;
+    f.epochs = 1;
+    CHECK_THROWS_WITH_AS(t.fit(wrong, f), doctest::Contains("the loader makes images of"), sgp::error);
+    CHECK_THROWS_WITH_AS(t.evaluate(wrong), doctest::Contains("the loader makes images of"), sgp::error);
+    CHECK_THROWS_WITH_AS(t.fit(right, f, &wrong), doctest::Contains("the loader makes images of"), sgp::error);
+    CHECK_NOTHROW(t.evaluate(right));
+}
+
 TEST_CASE("training learns a separable task") {
     const auto train_set = synthetic(480, 1), test_set = synthetic(150, 2);
     sgp::batch_loader train(train_set, loader()), test(test_set, loader());

@@ -124,6 +124,9 @@ public:
     }
 
     std::vector<epoch_report> fit(batch_loader& train, const fit_options& f, batch_loader* test = nullptr) {
+        // A loader of another image size would overrun the network's input buffer.
+        train.check_network(Net::input_shape, Net::output_shape.size(), "the network");
+        if (test) test->check_network(Net::input_shape, Net::output_shape.size(), "the network");
         std::vector<epoch_report> reports;
         net_.reserve(train.options().batch);
         std::vector<int> labels(train.options().batch);
@@ -198,6 +201,7 @@ public:
     }
 
     evaluation evaluate(batch_loader& data) {
+        data.check_network(Net::input_shape, Net::output_shape.size(), "the network");
         net_.reserve(data.options().batch);
         std::vector<int> labels(data.options().batch);
         data.start_epoch(0);
