@@ -34,7 +34,7 @@ std::vector<std::size_t> parse_widths(const std::string& s) {
 
 // Keeps the first w[i] channels of group i (the weights are random: which ones does not matter).
 void narrow(net_t& net, const std::vector<std::size_t>& w) {
-    constexpr auto& groups = sgp::prune::channel_groups<net_t>;
+    const auto& groups = sgp::prune::channel_groups<net_t>();
     if (w.empty()) return;
     if (w.size() != groups.size())
         throw sgp::error("--widths: VGG13-BN has " + std::to_string(groups.size()) + " channel groups, got " +

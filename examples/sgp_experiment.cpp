@@ -404,12 +404,12 @@ int run(const options& o) {
             .field("train_images", train_set.size())
             .field("seconds_this_invocation", seconds);
         j.key("layers").begin_array();
-        const auto w = net.widths();
-        for (const auto& g : pr::channel_groups<Net>)
+        const auto w = net.class_widths();
+        for (const auto& g : pr::channel_groups<Net>())
             j.begin_object()
-                .field("name", std::to_string(g.producer) + " " + std::string(Net::kinds[g.producer]))
+                .field("name", std::to_string(g.producer) + " " + std::string(Net::graph().nodes[g.producer].kind))
                 .field("channels_before", g.capacity)
-                .field("channels_after", w[g.producer + 1])
+                .field("channels_after", w[g.cls])
                 .end_object();
         j.end_array();
         j.key("round_reports").begin_array();

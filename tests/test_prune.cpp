@@ -20,8 +20,8 @@ namespace {
 // A network with non-trivial running statistics and BN parameters.
 net_t make_net(std::uint64_t seed = 3) {
     net_t net(seed);
-    net.for_each_layer([&](std::size_t i, auto& l) {
-        if constexpr (requires { l.gamma_grad(); }) {
+    net.for_each_node([&](std::size_t i, auto& l) {
+        if constexpr (sgp::has_channel_scale_v<std::remove_cvref_t<decltype(l)>>) {
             sgp::rng r(seed + i);
             l.for_each_tensor([&](const sgp::tensor_ref& t) {
                 if (!t.value) return;
@@ -44,9 +44,10 @@ std::vector<float> outputs(net_t& net, const std::vector<float>& x, std::size_t 
 
 // Zeroes gamma and beta of the channels not in `keep` for the group whose BN is layer `norm`.
 void mask(net_t& net, std::size_t norm, const std::vector<std::size_t>& keep) {
-    pr::detail::with_norm(net, norm, [&](auto& bn) {
-        for (std::size_t c = 0; c < bn.out_channels(); ++c)
-            if (!std::binary_search(keep.begin(), keep.end(), c)) bn.gamma()[c] = bn.beta()[c] = 0.f;
+    pr::detail::with_node(net, norm, [&](auto& bn) {
+        if constexpr (sgp::has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>)
+            for (std::size_t c = 0; c < bn.out_channels(); ++c)
+                if (!std::binary_search(keep.begin(), keep.end(), c)) bn.gamma()[c] = bn.beta()[c] = 0.f;
     });
 }
 
@@ -61,17 +62,23 @@ pr::group_stats stats(std::vector<float> score, double zeros = 0) {
 }  // namespace
 
 TEST_CASE("channel groups follow the layer list") {
-    constexpr auto& g = pr::channel_groups<net_t>;
-    static_assert(g.size() == 3);
-    static_assert(g[0].producer == 0 && g[0].norm == 1 && g[0].consumer == 4 && g[0].group == 1 && g[0].capacity == 6);
-    static_assert(g[1].producer == 4 && g[1].consumer == 9 && g[1].group == 4 && g[1].capacity == 5);
-    static_assert(g[2].producer == 9 && g[2].consumer == 13 && g[2].group == 1 && g[2].capacity == 7);
-    // The ReLU output (before the pool) is activation 3, 7 and 12.
-    static_assert(g[0].relu_output == 3 && g[1].relu_output == 7 && g[2].relu_output == 12);
+    using ids = std::vector<std::size_t>;
+    const auto& g = pr::channel_groups<net_t>();
+    REQUIRE(g.size() == 3);
+    CHECK((g[0].producers == ids{0} && g[0].scales == ids{1} && g[0].consumers == ids{4} && g[0].capacity == 6));
+    CHECK((g[1].producers == ids{4} && g[1].scales == ids{5} && g[1].consumers == ids{9} && g[1].capacity == 5));
+    CHECK((g[2].producers == ids{9} && g[2].scales == ids{10} && g[2].consumers == ids{13} && g[2].capacity == 7));
+    // The linear layer after the flatten reads each channel of group 1 as its 2x2 = 4 features.
+    CHECK(net_t::graph().nodes[9].in.at(0).factor == 4);
+    CHECK(net_t::graph().nodes[4].in.at(0).factor == 1);
+    // The ReLU (before the pool) is node 2, 6 and 11.
+    CHECK((g[0].sites == ids{2} && g[1].sites == ids{6} && g[2].sites == ids{11}));
+    CHECK((g[0].name == "0" && g[1].name == "4" && g[2].name == "9"));
     // The source work's VGG13BN: ten conv groups and the two 4096-wide classifier groups.
-    constexpr auto& v = pr::channel_groups<sgp::models::vgg13bn_source<>>;
-    static_assert(v.size() == 12 && v[10].capacity == 4096 && v[11].consumer == 43);
-    CHECK(g.size() == 3);
+    const auto& v = pr::channel_groups<sgp::models::vgg13bn_source<>>();
+    REQUIRE(v.size() == 12);
+    CHECK(v[10].capacity == 4096);
+    CHECK(v[11].consumers == ids{43});
 }
 
 TEST_CASE("pruning channels whose gamma and beta are zero leaves the outputs exactly unchanged") {
@@ -79,7 +86,7 @@ TEST_CASE("pruning channels whose gamma and beta are zero leaves the outputs exa
     const auto x = sgp_test::random_vector(n * 2 * 64, 1);
     auto net = make_net();
     const std::vector<std::vector<std::size_t>> keep{{0, 2, 3, 5}, {1, 4}, {0, 1, 2, 6}};
-    for (std::size_t i = 0; i < 3; ++i) mask(net, pr::channel_groups<net_t>[i].norm, keep[i]);
+    for (std::size_t i = 0; i < 3; ++i) mask(net, pr::channel_groups<net_t>()[i].scales[0], keep[i]);
     const auto before = outputs(net, x, n);
     auto copy = net;  // training mode updates running statistics: use a copy
     const auto before_train = outputs(copy, x, n, true);
@@ -97,14 +104,14 @@ TEST_CASE("a pruned network's forward equals the original with those channels ma
     const auto x = sgp_test::random_vector(n * 2 * 64, 2);
     auto pruned = make_net(7), masked = make_net(7);
     const std::vector<std::vector<std::size_t>> keep{{1, 4}, {0, 2, 3}, {3}};
-    for (std::size_t i = 0; i < 3; ++i) mask(masked, pr::channel_groups<net_t>[i].norm, keep[i]);
+    for (std::size_t i = 0; i < 3; ++i) mask(masked, pr::channel_groups<net_t>()[i].scales[0], keep[i]);
     auto p = pr::current_plan(pruned);
     for (std::size_t i = 0; i < 3; ++i) p.layers[i].keep = keep[i];
     pr::apply(pruned, p);
     CHECK(outputs(pruned, x, n) == outputs(masked, x, n));
     // Costs at the new widths, computed and counted.
-    CHECK(pruned.active_parameter_count() == pr::cost_at<net_t>(pruned.widths()).parameters);
-    CHECK(pruned.active_macs() == pr::cost_at<net_t>(pruned.widths()).macs);
+    CHECK(pruned.active_parameter_count() == pr::cost_at<net_t>(pruned.class_widths()).parameters);
+    CHECK(pruned.active_macs() == pr::cost_at<net_t>(pruned.class_widths()).macs);
     CHECK(pruned.active_parameter_count() == 2 * 2 * 9 + 4 + 3 * 2 * 9 + 3 + 6 + 1 * 12 + 1 + 2 + 3 * 1 + 3);
 }
 
@@ -115,7 +122,7 @@ TEST_CASE("pruning in rounds composes: plans keep declared indices") {
     pr::apply(net, p);
     p.layers[0].keep = {2, 5};
     pr::apply(net, p);
-    CHECK(pr::kept_channels(net, pr::channel_groups<net_t>[0]) == std::vector<std::size_t>{2, 5});
+    CHECK(pr::kept_channels(net, pr::channel_groups<net_t>()[0]) == std::vector<std::size_t>{2, 5});
     p.layers[0].keep = {0, 2};
     CHECK_THROWS_WITH_AS(pr::apply(net, p), doctest::Contains("channel 0 was already removed"), sgp::error);
 }
@@ -288,7 +295,7 @@ TEST_CASE("prune() measures, decides, removes and reports; emptied layers are fl
 TEST_CASE("the global threshold for a parameter budget meets it") {
     auto net = make_net();
     std::vector<pr::group_stats> st;
-    for (const auto& g : pr::channel_groups<net_t>) {
+    for (const auto& g : pr::channel_groups<net_t>()) {
         auto s = stats(sgp_test::random_vector(g.capacity, g.producer, 0.f, 1.f));
         s.group = g;
         st.push_back(s);

@@ -35,10 +35,19 @@ static_assert(odd::shapes[6] == shape{4, 1, 1, true});
 static_assert(odd::parameter_count == 8 * 3 * 9 + 8 + 4 * 8 + 5 * 4);
 static_assert(odd::macs == 8 * 42 * 27 + 4 * 6 * 8 + 5 * 4);
 
-// The width-based cost model agrees with the layers' own figures at the declared widths.
-static_assert(sgp::cost_at<vgg>(sgp::declared_widths<vgg>()).parameters == vgg::parameter_count);
-static_assert(sgp::cost_at<src>(sgp::declared_widths<src>()).macs == src::macs);
-static_assert(sgp::cost_at<odd>(sgp::declared_widths<odd>()).parameters == odd::parameter_count);
+// The width-based cost model (the description's nodes, each with its layer's cost_at) agrees
+// with the layers' compile-time figures at the declared widths.
+template <class Net>
+void declared_cost_matches() {
+    const auto c = Net::graph().cost_at(Net::graph().declared_widths());
+    CHECK(c.parameters == Net::parameter_count);
+    CHECK(c.macs == Net::macs);
+}
+TEST_CASE("the width-based cost model equals the compile-time figures at the declared widths") {
+    declared_cost_matches<vgg>();
+    declared_cost_matches<src>();
+    declared_cost_matches<odd>();
+}
 
 TEST_CASE("compile-time figures are also visible at run time") {
     CHECK(vgg::parameter_count == 9'411'914);

@@ -32,15 +32,17 @@ inline std::string first_non_finite(const float* p, std::size_t n) {
 }
 
 // Fails "<where>: tensor '<key>' (layer i, <kind>) holds <value>: <why>" for the first
-// tensor of `net` (parameters, and buffers unless only_parameters) with a NaN or Inf.
+// tensor of `net` (parameters, and buffers unless only_parameters) with a NaN or Inf; i is
+// the layer's node id in the network's description.
 template <class Net>
 void require_finite(Net& net, const std::string& where, const std::string& why, bool only_parameters = false) {
-    net.for_each_layer([&](std::size_t i, auto& l) {
+    const auto& g = Net::graph();
+    net.for_each_node([&](std::size_t i, auto& l) {
         l.for_each_tensor([&](const tensor_ref& t) {
             if (only_parameters && t.role != tensor_role::parameter) return;
             if (!t.value || all_finite(t.value, t.size())) return;  // an int64 counter has no value
-            fail(where, "tensor '" + std::to_string(i) + "." + std::string(t.name) + "' (layer " + std::to_string(i) +
-                            ", " + std::string(Net::kinds[i]) + ") holds " + first_non_finite(t.value, t.size()) +
+            fail(where, "tensor '" + g.nodes[i].path + "." + std::string(t.name) + "' (layer " + std::to_string(i) +
+                            ", " + std::string(g.nodes[i].kind) + ") holds " + first_non_finite(t.value, t.size()) +
                             ": " + why);
         });
     });

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sgp/core/error.hpp"
+#include "sgp/core/literal.hpp"
 #include "sgp/io/atomic_file.hpp"
 #include "sgp/layers/layer.hpp"
 #include "sgp/quant/qmodel.hpp"
@@ -28,37 +29,6 @@ struct header_options {
 };
 
 namespace detail {
-
-// A float as a C++ literal that reads back to the same float.
-inline std::string float_literal(float v) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.9g", static_cast<double>(v));
-    std::string s = b;
-    if (s.find_first_of(".en") == std::string::npos) s += ".0";
-    if (s == "inf" || s == "-inf" || s == "nan" || s == "-nan")
-        fail("emit_header", "a weight is not finite (" + s + "): the network diverged");
-    return s + "f";
-}
-
-// The declaration of layer L at its active width.
-template <class L>
-std::string layer_declaration(const L& l) {
-    const auto n = [](auto v) { return std::to_string(v); };
-    if constexpr (L::kind == "conv2d")
-        return "sgp::layers::conv2d<" + n(l.out_channels()) + ", " + n(L::kernel) + ", " + n(L::stride) + ", " +
-               n(L::padding) + ", " + (L::has_bias ? "true" : "false") + ">";
-    else if constexpr (L::kind == "linear")
-        return "sgp::layers::linear<" + n(l.out_channels()) + ", " + (L::has_bias ? "true" : "false") + ">";
-    else if constexpr (L::kind == "batch_norm")
-        return "sgp::layers::batch_norm_t<" + float_literal(L::gamma_init) + ", " + float_literal(L::eps) + ", " +
-               float_literal(L::momentum) + ">";
-    else if constexpr (L::kind == "max_pool" || L::kind == "avg_pool")
-        return "sgp::layers::" + std::string(L::kind) + "<" + n(L::kernel) + ", " + n(L::stride) + ">";
-    else if constexpr (L::kind == "dropout")
-        return "sgp::layers::dropout<" + float_literal(L::probability) + ">";
-    else
-        return "sgp::layers::" + std::string(L::kind);  // relu, flatten, global_avg_pool
-}
 
 inline std::string identifier(const std::string& key) {
     std::string s = "w_";
@@ -93,10 +63,7 @@ void emit_header(Net& net, const quant::qmodel* q, const std::string& path, cons
         << "#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <string_view>\n"
            "#include <sgp/sgp.hpp>\n"
         << (q ? "#include <sgp/quant/qmodel.hpp>\n" : "") << "\nnamespace " << o.name_space << " {\n\n";
-    out << "using network = sgp::sequential<sgp::input<" << Net::input_shape.c << ", " << Net::input_shape.h << ", "
-        << Net::input_shape.w << ">";
-    net.for_each_layer([&](std::size_t, auto& l) { out << ",\n    " << detail::layer_declaration(l); });
-    out << ">;\n";
+    out << "using network = " << net.declaration() << ";\n";
     out << "static_assert(network::parameter_count == " << net.active_parameter_count()
         << ", \"the static type has the pruned network's parameters\");\n\n";
 

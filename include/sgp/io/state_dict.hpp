@@ -1,9 +1,10 @@
 #pragma once
 // A network's weights as a PyTorch-style state_dict in an .npz archive: one float32 array
 // per tensor, keyed "<prefix><layer index>.<name>" exactly as an nn.Sequential built from
-// the same layer list names them, so weights move between sgp and PyTorch both ways
+// the same layer list names them (nested: "layer1.0.conv1.weight", as PyTorch's modules
+// name their children), so weights move between sgp and PyTorch both ways
 // (numpy.load -> torch.from_numpy -> load_state_dict, and back with numpy.savez).
-// A pruned network also stores, per narrowed channel group, "prune.<layer>.keep": the
+// A pruned network also stores, per narrowed channel group, "prune.<producer>.keep": the
 // declared channels it keeps. Loading re-applies them before the weights, so a pruned
 // checkpoint describes itself (PyTorch users skip keys that do not start with a digit).
 #include <set>
@@ -23,9 +24,10 @@ void add_state_dict(Net& net, npz_archive& a, const std::string& prefix = "") {
             a[key] = t.counter ? npy_array::from_int64(*t.counter) : npy_array::from_floats(t.value, t.dims);
         },
         prefix);
-    for (const auto& l : prune::current_plan(net).layers)
-        if (l.keep.size() != l.capacity)
-            a[prefix + "prune." + std::to_string(l.layer) + ".keep"] = npy_array::from_indices(l.keep);
+    for (const auto& g : prune::channel_groups<Net>()) {
+        const auto keep = prune::kept_channels(net, g);
+        if (keep.size() != g.capacity) a[prefix + "prune." + g.name + ".keep"] = npy_array::from_indices(keep);
+    }
 }
 
 template <class Net>
@@ -41,8 +43,8 @@ template <class Net>
 void read_state_dict(Net& net, const npz_archive& a, const std::string& path, const std::string& prefix = "",
                      bool strict = true) {
     prune::plan p{prune::network_signature<Net>(), {}};
-    for (const auto& g : prune::channel_groups<Net>) {
-        const auto it = a.find(prefix + "prune." + std::to_string(g.producer) + ".keep");
+    for (const auto& g : prune::channel_groups<Net>()) {
+        const auto it = a.find(prefix + "prune." + g.name + ".keep");
         if (it != a.end()) p.layers.push_back({g.producer, g.capacity, it->second.to_indices(path + ":" + it->first)});
     }
     if (!p.layers.empty()) prune::apply(net, p, path);
@@ -67,11 +69,21 @@ void read_state_dict(Net& net, const npz_archive& a, const std::string& path, co
             std::copy(v.begin(), v.end(), t.value);
         },
         prefix);
-    if (strict)
-        for (const auto& [key, arr] : a)
-            if (key.rfind(prefix, 0) == 0 && !used.count(key) && key.find('.', prefix.size()) != std::string::npos &&
-                std::isdigit(static_cast<unsigned char>(key[prefix.size()])))
+    if (strict) {
+        // Keys of the network's own modules (a layer index, or a top-level module name such as
+        // "layer1") that name no tensor: a file for another network. Other sections
+        // (optimizer., trainer., prune.) are not the network's.
+        std::set<std::string> modules;
+        for (const auto& k : used) modules.insert(k.substr(prefix.size(), k.find('.', prefix.size()) - prefix.size()));
+        for (const auto& [key, arr] : a) {
+            if (key.rfind(prefix, 0) != 0 || used.count(key)) continue;
+            const auto dot = key.find('.', prefix.size());
+            if (dot == std::string::npos) continue;
+            const std::string module = key.substr(prefix.size(), dot - prefix.size());
+            if (std::isdigit(static_cast<unsigned char>(key[prefix.size()])) || modules.count(module))
                 fail(path, "array '" + key + "' matches no tensor of the network (a file for another network?)");
+        }
+    }
 }
 
 template <class Net>

@@ -12,6 +12,8 @@
 #include <utility>
 
 #include "sgp/kernels/batch_norm.hpp"
+#include "sgp/core/literal.hpp"
+#include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
@@ -30,6 +32,19 @@ struct batch_norm_t {
         static constexpr std::size_t macs = 0;
         static constexpr float gamma_init = GammaInit, eps = Eps, momentum = Momentum;
         static constexpr std::size_t workspace(std::size_t) { return 0; }
+        static constexpr channel_role role = channel_role::follows;
+        static constexpr fusion fuses_as = fusion::affine;  // a convolution before it applies it as it writes
+        static constexpr bool channel_scale = true;         // gamma scores channels and takes the L1 gradient
+        static constexpr cost cost_at(std::size_t in, std::size_t) { return {2 * in, 0}; }
+        std::string declaration() const {
+            return "sgp::layers::batch_norm_t<" + float_literal(GammaInit) + ", " + float_literal(Eps) + ", " +
+                   float_literal(Momentum) + ">";
+        }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.batch_norm(id, gamma_.data(), beta_.data(), rmean_.data(), rvar_.data(), Eps);
+        }
+        void reserve(std::size_t) {}
 
         bind()
             : gamma_(In.c),
@@ -64,6 +79,7 @@ struct batch_norm_t {
                 if (len < 2)
                     fail("batch_norm", "training needs more than one value per channel (batch size 1 on a 1x1 map)");
                 ++batches_;
+                if (cx.statistics_only) ++averaged_;
             }
             parallel_for(cx.pool, c_, 1, [&](std::size_t c0, std::size_t c1) {
                 for (std::size_t c = c0; c < c1; ++c) {
@@ -79,9 +95,11 @@ struct batch_norm_t {
                             fail("batch_norm (layer " + std::to_string(cx.layer_index) + ")",
                                  "channel " + std::to_string(c) + " has non-finite batch statistics (mean " +
                                      std::to_string(mean) + ", variance " + std::to_string(var) + ")");
-                        rmean_[c] = (1 - Momentum) * rmean_[c] + Momentum * mean;
-                        rvar_[c] = (1 - Momentum) * rvar_[c] +
-                                   Momentum * var * static_cast<float>(len) / static_cast<float>(len - 1);
+                        // Recalibrating: the cumulative average of the batches since the reset
+                        // (PyTorch's momentum=None); otherwise the exponential average.
+                        const float m = cx.statistics_only ? 1.f / static_cast<float>(averaged_) : Momentum;
+                        rmean_[c] = (1 - m) * rmean_[c] + m * mean;
+                        rvar_[c] = (1 - m) * rvar_[c] + m * var * static_cast<float>(len) / static_cast<float>(len - 1);
                     }
                     const auto [inv, a, b] = affine(c, mean, var);
                     mean_[c] = mean;
@@ -123,6 +141,14 @@ struct batch_norm_t {
             f(tensor_ref{"num_batches_tracked", nullptr, nullptr, {}, tensor_role::buffer, &batches_});
         }
 
+        // Forgets the running statistics: the next statistics_only forwards average afresh
+        // (train/recalibrate.hpp).
+        void reset_running_statistics() {
+            rmean_.fill(0.f);
+            rvar_.fill(1.f);
+            averaged_ = 0;
+        }
+
         // Pruning surgery: keep channels `keep` (ascending), compacted to the front.
         void keep_channels(std::span<const std::size_t> keep) {
             for (auto* b : {&gamma_, &beta_, &rmean_, &rvar_}) sgp::detail::compact_rows(b->data(), 1, keep);
@@ -148,6 +174,7 @@ struct batch_norm_t {
         aligned_buffer<float> gamma_, dgamma_, beta_, dbeta_, rmean_, rvar_, mean_, invstd_, scale_, shift_;
         std::size_t c_ = In.c;
         std::int64_t batches_ = 0;
+        std::size_t averaged_ = 0;  // batches averaged since reset_running_statistics
     };
 };
 

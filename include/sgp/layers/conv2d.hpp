@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/im2col.hpp"
 #include "sgp/layers/layer.hpp"
+#include "sgp/layers/contract.hpp"
 
 namespace sgp::layers {
 
@@ -51,6 +53,11 @@ struct conv2d {
         static constexpr bool has_bias = Bias;
         static constexpr std::size_t parameter_count = Out * In.c * K * K + (Bias ? Out : 0);
         static constexpr std::size_t macs = Out * out_shape.plane() * In.c * K * K;
+        static constexpr channel_role role = channel_role::produces;
+        // Weights scale with both widths, the bias with the output width.
+        static constexpr cost cost_at(std::size_t in, std::size_t out) {
+            return {out * in * K * K + (Bias ? out : 0), out * out_shape.plane() * in * K * K};
+        }
 
         bind()
             : weight_(Out * In.c * K * K),
@@ -146,6 +153,16 @@ struct conv2d {
                 });
             }
         }
+
+        std::string declaration() const {
+            return "sgp::layers::conv2d<" + std::to_string(cout_) + ", " + std::to_string(K) + ", " +
+                   std::to_string(S) + ", " + std::to_string(P) + ", " + (Bias ? "true" : "false") + ">";
+        }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.conv(id, cin_, cout_, K, S, P, out_shape.h, out_shape.w, weight(), Bias ? bias_.data() : nullptr);
+        }
+        void reserve(std::size_t) {}
 
         // Which algorithm forward uses: `automatic` picks per shape (see uses_direct); the
         // others force one, for benchmarks and tests. Results agree to float rounding.

@@ -4,9 +4,12 @@
 // (seed, step, layer, element), so a resumed run draws the same masks.
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "sgp/core/rng.hpp"
+#include "sgp/core/literal.hpp"
+#include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
@@ -21,6 +24,12 @@ struct dropout {
         static constexpr std::string_view kind = "dropout";
         static constexpr shape in_shape = In, out_shape = In;
         static constexpr float probability = P;
+        static constexpr channel_role role = channel_role::passes;
+        std::string declaration() const { return "sgp::layers::dropout<" + float_literal(P) + ">"; }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.identity(id);  // the identity in evaluation
+        }
 
         void set_input_channels(std::size_t c) { c_ = c; }
         std::size_t input_channels() const { return c_; }
@@ -41,7 +50,7 @@ struct dropout {
     private:
         void apply(const run_context& cx, const float* in, float* out, std::size_t n) const {
             const std::size_t len = c_ * n * In.plane();
-            if (!cx.training || P == 0.f) {
+            if (!cx.training || cx.statistics_only || P == 0.f) {
                 std::copy(in, in + len, out);
                 return;
             }

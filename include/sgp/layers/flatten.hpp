@@ -1,8 +1,10 @@
 #pragma once
 // C x H x W -> a flat vector of C*H*W features, ordered as PyTorch's flatten (c, y, x).
 // In sgp's channel-major layout this turns [C][N][H*W] into [C*H*W][N].
+#include <string>
 #include <string_view>
 
+#include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
@@ -16,6 +18,12 @@ struct flatten {
         static constexpr std::string_view kind = "flatten";
         static constexpr shape in_shape = In;
         static constexpr shape out_shape{In.size(), 1, 1, true};
+        static constexpr channel_role role = channel_role::flattens;
+        std::string declaration() const { return "sgp::layers::flatten"; }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.flatten(id);
+        }
 
         void set_input_channels(std::size_t c) { c_ = c; }
         std::size_t input_channels() const { return c_; }

@@ -11,6 +11,11 @@ struct global_avg_pool {
 
     public:
         static constexpr std::string_view kind = "global_avg_pool";
+        std::string declaration() const { return "sgp::layers::global_avg_pool"; }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.unsupported(id, kind);
+        }
     };
 };
 

@@ -15,18 +15,34 @@
 #include <vector>
 
 #include "sgp/core/aligned_buffer.hpp"
+#include "sgp/core/cost.hpp"
 #include "sgp/core/error.hpp"
 #include "sgp/core/parallel.hpp"
 #include "sgp/core/shape.hpp"
 
 namespace sgp {
 
+// Sees activations as forward forms them (pruning's sparsity statistics): the input of
+// every leaf node and the output of every formed node, by node id (core/graph.hpp).
+// Activations are [channels][n][H][W].
+struct activation_observer {
+    virtual void input(std::size_t node, const float* x, std::size_t n) = 0;
+    virtual void output(std::size_t node, const float* y, std::size_t n) = 0;
+
+protected:
+    ~activation_observer() = default;
+};
+
 struct run_context {
     thread_pool* pool = nullptr;
     bool training = false;
     std::uint64_t seed = 0;  // with `step`, seeds stochastic layers (dropout) deterministically
     std::uint64_t step = 0;
-    std::size_t layer_index = 0;
+    std::size_t layer_index = 0;  // the node id of the running layer (composites: of their first node)
+    // Training-mode batch statistics without anything else of training (dropout stays the
+    // identity): batch norms re-estimating their running statistics (train/recalibrate.hpp).
+    bool statistics_only = false;
+    activation_observer* observer = nullptr;
     // In evaluation, sequential runs conv2d -> batch_norm (-> relu) as one pass (the batch norm
     // and ReLU applied as the convolution writes); the activations in between are then not
     // formed. false forms every activation.
@@ -52,8 +68,11 @@ struct tensor_ref {
     }
 };
 
-// Defaults a layer without parameters or state inherits.
+// Defaults a layer without parameters or state inherits: nothing to visit or initialise, and
+// no parameters or multiply-adds at any width.
 struct stateless_layer {
+    static constexpr cost cost_at(std::size_t, std::size_t) { return {}; }
+    void reserve(std::size_t) {}
     template <class F>
     void for_each_tensor(F&&) {}
     template <class R>

@@ -2,11 +2,13 @@
 // Fully connected layer on a flat input: y = W x + b, W [Out][In] as in PyTorch.
 #include <cmath>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/layers/layer.hpp"
+#include "sgp/layers/contract.hpp"
 
 namespace sgp::layers {
 
@@ -26,6 +28,16 @@ struct linear {
         static constexpr std::size_t parameter_count = Out * In.c + (Bias ? Out : 0);
         static constexpr std::size_t macs = Out * In.c;
         static constexpr std::size_t workspace(std::size_t) { return 0; }
+        static constexpr channel_role role = channel_role::produces;
+        static constexpr cost cost_at(std::size_t in, std::size_t out) { return {out * in + (Bias ? out : 0), out * in}; }
+        std::string declaration() const {
+            return "sgp::layers::linear<" + std::to_string(out_) + ", " + (Bias ? "true" : "false") + ">";
+        }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.linear(id, in_, out_, weight(), Bias ? bias_.data() : nullptr);
+        }
+        void reserve(std::size_t) {}
 
         bind()
             : weight_(Out * In.c), dweight_(weight_.size()), bias_(Bias ? Out : 0), dbias_(bias_.size()), origin_(Out) {

@@ -1,9 +1,11 @@
 #pragma once
 // K x K max pooling with stride S (default K), no padding.
 #include <algorithm>
+#include <string>
 #include <string_view>
 
 #include "sgp/kernels/pool.hpp"
+#include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
@@ -20,6 +22,18 @@ public:
     static constexpr shape in_shape = In;
     static constexpr shape out_shape{In.c, (In.h - K) / S + 1, (In.w - K) / S + 1, false};
     static constexpr std::size_t kernel = K, stride = S;
+    static constexpr channel_role role = channel_role::passes;
+    std::string declaration() const {
+        return std::string("sgp::layers::") + (Max ? "max_pool<" : "avg_pool<") + std::to_string(K) + ", " +
+               std::to_string(S) + ">";
+    }
+    template <class Q>
+    void fold_int8(Q& q, std::size_t id) {
+        if constexpr (Max)
+            q.max_pool(id, K, S, out_shape.h, out_shape.w);
+        else
+            q.unsupported(id, kind);  // the DPU's average pooling: the int8 issue
+    }
 
     void set_input_channels(std::size_t c) { c_ = c; }
     std::size_t input_channels() const { return c_; }

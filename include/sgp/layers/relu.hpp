@@ -1,7 +1,9 @@
 #pragma once
+#include <string>
 #include <string_view>
 
 #include "sgp/kernels/relu.hpp"
+#include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
@@ -12,6 +14,14 @@ struct relu {
     public:
         static constexpr std::string_view kind = "relu";
         static constexpr shape in_shape = In, out_shape = In;
+        static constexpr channel_role role = channel_role::passes;
+        static constexpr fusion fuses_as = fusion::relu;
+        static constexpr bool rectifies = true;
+        std::string declaration() const { return "sgp::layers::relu"; }
+        template <class Q>
+        void fold_int8(Q& q, std::size_t id) {
+            q.relu(id);
+        }
 
         void set_input_channels(std::size_t c) { c_ = c; }
         std::size_t input_channels() const { return c_; }

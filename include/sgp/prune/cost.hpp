@@ -1,22 +1,29 @@
 #pragma once
 // What pruning a set of channels would cost, computed on widths before doing it.
-#include <array>
 #include <cstddef>
+#include <vector>
 
 #include "sgp/core/cost.hpp"
+#include "sgp/core/graph.hpp"
 #include "sgp/prune/groups.hpp"
 
 namespace sgp::prune {
 
 using sgp::cost;
-using sgp::cost_at;
 
-// The widths after giving group g `keep` channels, from the current widths w.
+// The class widths after giving group g `keep` channels, from the current widths w
+// (sequential::class_widths()).
 template <class Net>
-void narrow(std::array<std::size_t, Net::layer_count + 1>& w, const channel_group& g, std::size_t keep) {
-    w[g.producer + 1] = keep;
-    for (std::size_t j = g.producer + 1; j < g.consumer; ++j)
-        w[j + 1] = Net::kinds[j] == "flatten" ? w[j] * Net::shapes[j].plane() : w[j];
+void narrow(std::vector<std::size_t>& w, const channel_group& g, std::size_t keep) {
+    const auto& d = Net::graph();
+    for (std::size_t c = 0; c < w.size(); ++c)
+        if (d.root(c) == g.cls) w[c] = keep;
+}
+
+// Parameters and multiply-adds of Net with every class at widths w.
+template <class Net>
+cost cost_at(const std::vector<std::size_t>& w) {
+    return Net::graph().cost_at(w);
 }
 
 }  // namespace sgp::prune

@@ -1,75 +1,92 @@
 #pragma once
-// Channel groups: the channels that pruning removes together, found from the layer list at
-// compile time. A group is a conv2d or linear layer (the producer) directly followed by a
-// batch_norm, whose outputs feed the next conv2d or linear layer (the consumer) through
-// layers that keep channels apart (ReLU, pools, dropout, flatten). Removing channel c
-// removes the producer's output c, the batch norm's entry c, and the consumer's input c (after
-// flatten: the consumer's H*W input columns of channel c).
-#include <array>
+// Channel groups: the channels that pruning removes together, read off the network's
+// description (core/graph.hpp). A group is one class of channels that is not fixed and has a
+// batch norm among its members to score it: the producers that create it (a conv2d or linear,
+// several when residual adds join their outputs), the layers that follow it with their own
+// per-channel parameters (batch norms, depthwise convolutions), and the consumers that read
+// it (the next conv2d / linear, as a segment of their input after a concat, as H*W features
+// per channel after a flatten). Removing channel c removes it from every member at once.
+#include <algorithm>
 #include <cstddef>
 #include <string>
-#include <string_view>
+#include <vector>
+
+#include "sgp/core/graph.hpp"
 
 namespace sgp::prune {
 
+// How groups joined by a residual add are treated.
+enum class residual_policy {
+    coupled,     // the residual stream is one group, pruned together or not at all
+    keep_stream  // the stream keeps its full width: only channels inside blocks are pruned
+                 // (Network Slimming's choice for ResNets)
+};
+
 struct channel_group {
-    std::size_t producer = 0;     // layer index of the conv2d / linear whose outputs are the channels
-    std::size_t norm = 0;         // its batch_norm (producer + 1)
-    std::size_t consumer = 0;     // the next conv2d / linear; its input activation index is `consumer`
-    std::size_t relu_output = 0;  // activation index of the first ReLU's output between them (0: none)
-    std::size_t group = 1;        // consumer inputs per channel: H*W after a flatten, else 1
-    std::size_t capacity = 0;     // static channel count
+    std::size_t cls = 0;       // the class in the description
+    std::size_t producer = 0;  // the first producer's node id: the group's key in plans
+    std::string name;          // that producer's path ("features.3", "layer1.0.conv1")
+    std::size_t capacity = 0;  // declared channels
+    std::vector<std::size_t> producers, followers, consumers;  // node ids
+    std::vector<std::size_t> scales;                           // batch norms among the followers
+    std::vector<std::size_t> sites;                            // rectifier outputs in the group
+    bool residual = false;                                     // joined by a residual add
 };
 
 namespace detail {
 
-constexpr bool produces(std::string_view k) {
-    return k == "conv2d" || k == "linear";
-}
-constexpr bool passes_channels(std::string_view k) {
-    return k == "relu" || k == "max_pool" || k == "avg_pool" || k == "global_avg_pool" || k == "dropout" ||
-           k == "flatten";
+inline bool holds(const graph::network_graph& g, const graph::space& s, std::size_t cls) {
+    return std::any_of(s.begin(), s.end(), [&](const graph::segment& x) { return g.root(x.cls) == cls; });
 }
 
-// Fills out[] (when not null) and returns the number of groups.
-template <class Net>
-constexpr std::size_t find_groups(channel_group* out) {
-    std::size_t n = 0;
-    const auto& k = Net::kinds;
-    for (std::size_t i = 0; i + 1 < Net::layer_count; ++i) {
-        if (!produces(k[i]) || k[i + 1] != "batch_norm") continue;
-        std::size_t group = 1, j = i + 2, relu = 0;
-        while (j < Net::layer_count && passes_channels(k[j])) {
-            if (k[j] == "flatten") group = Net::shapes[j].plane();
-            if (k[j] == "relu" && relu == 0) relu = j + 1;
-            ++j;
+inline std::vector<channel_group> find_groups(const graph::network_graph& g, residual_policy policy) {
+    std::vector<channel_group> out;
+    for (std::size_t c = 0; c < g.classes.size(); ++c) {
+        if (g.root(c) != c || g.classes[c].fixed) continue;
+        channel_group grp;
+        grp.cls = c;
+        grp.capacity = g.classes[c].width;
+        for (const auto& n : g.nodes) {
+            const bool in = holds(g, n.in, c), out_ = holds(g, n.out, c);
+            if (n.type == graph::node_type::add && out_) grp.residual = true;
+            if (n.type != graph::node_type::leaf) {
+                if (out_ && n.rectifies) grp.sites.push_back(n.id);
+                continue;
+            }
+            if (n.role == channel_role::produces) {
+                if (out_) grp.producers.push_back(n.id);
+                if (in) grp.consumers.push_back(n.id);
+            } else if (n.role == channel_role::follows && in) {
+                grp.followers.push_back(n.id);
+                if (n.scale) grp.scales.push_back(n.id);
+            }
+            if (out_ && n.rectifies) grp.sites.push_back(n.id);
         }
-        if (j == Net::layer_count || !produces(k[j])) continue;  // the last layer's channels are the classes
-        if (out) out[n] = channel_group{i, i + 1, j, relu, group, Net::shapes[i + 1].c};
-        ++n;
+        if (grp.producers.empty() || grp.scales.empty() || grp.consumers.empty()) continue;
+        if (grp.residual && policy == residual_policy::keep_stream) continue;
+        grp.producer = grp.producers.front();
+        grp.name = g.nodes[grp.producer].path;
+        out.push_back(std::move(grp));
     }
-    return n;
+    std::sort(out.begin(), out.end(), [](const channel_group& a, const channel_group& b) { return a.producer < b.producer; });
+    return out;
 }
 
 }  // namespace detail
 
-// The prunable channel groups of Net, in layer order.
+// The prunable channel groups of Net, ordered by their first producer.
 template <class Net>
-inline constexpr auto channel_groups = [] {
-    std::array<channel_group, detail::find_groups<Net>(nullptr)> g{};
-    detail::find_groups<Net>(g.data());
-    return g;
-}();
+const std::vector<channel_group>& channel_groups(residual_policy policy = residual_policy::coupled) {
+    static const std::vector<channel_group> coupled = detail::find_groups(Net::graph(), residual_policy::coupled);
+    static const std::vector<channel_group> stream = detail::find_groups(Net::graph(), residual_policy::keep_stream);
+    return policy == residual_policy::coupled ? coupled : stream;
+}
 
-// A readable fingerprint of a network's layer list, stored in pruning plans so that a plan
-// is never applied to another network: "1x32x32 conv2d:64 batch_norm:64 relu:64 ...".
+// A readable fingerprint of a network, stored in pruning plans so that a plan is never
+// applied to another network: "1x32x32 conv2d:64 batch_norm:64 relu:64 ...".
 template <class Net>
 std::string network_signature() {
-    std::string s = std::to_string(Net::input_shape.c) + "x" + std::to_string(Net::input_shape.h) + "x" +
-                    std::to_string(Net::input_shape.w);
-    for (std::size_t i = 0; i < Net::layer_count; ++i)
-        s += " " + std::string(Net::kinds[i]) + ":" + std::to_string(Net::shapes[i + 1].c);
-    return s;
+    return graph::signature(Net::graph(), Net::input_shape);
 }
 
 }  // namespace sgp::prune

@@ -8,18 +8,20 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sgp/core/error.hpp"
 #include "sgp/io/json.hpp"
 #include "sgp/io/json_reader.hpp"
 #include "sgp/io/read_file.hpp"
+#include "sgp/layers/contract.hpp"
 #include "sgp/prune/groups.hpp"
 
 namespace sgp::prune {
 
 struct layer_plan {
-    std::size_t layer = 0;          // the group's producer (conv2d / linear) index
+    std::size_t layer = 0;          // the group's first producer (conv2d / linear): its node id
     std::size_t capacity = 0;       // its declared channels
     std::vector<std::size_t> keep;  // kept declared channels, ascending
 };
@@ -31,24 +33,48 @@ struct plan {
 
 namespace detail {
 
-// Calls f(layer) on the layer at run-time index i.
-template <class Net, class F>
-void with_layer(Net& net, std::size_t i, F&& f) {
-    net.for_each_layer([&](std::size_t j, auto& l) {
-        if (i == j) f(l);
-    });
+// Positions (ascending, among the active channels of space s) that remain when the group of
+// class `cls` keeps `keep` of its active channels; `w` gives every class's active width.
+inline std::vector<std::size_t> kept_positions(const graph::network_graph& g, const graph::space& s, std::size_t cls,
+                                               const std::vector<std::size_t>& w,
+                                               const std::vector<std::size_t>& keep) {
+    std::vector<std::size_t> out;
+    std::size_t at = 0;
+    for (const auto& seg : s) {
+        const std::size_t width = w[seg.cls];
+        if (g.root(seg.cls) == cls)
+            for (std::size_t k : keep) out.push_back(at + k);
+        else
+            for (std::size_t k = 0; k < width; ++k) out.push_back(at + k);
+        at += width;
+    }
+    return out;
 }
 
-// Removes all but channels `keep` (ascending positions among the group's active channels).
+// The flatten factor of a consumer's input (H*W features per channel after a flatten).
+inline std::size_t input_factor(const graph::node& n) {
+    return n.in.empty() ? 1 : n.in.front().factor;
+}
+
+// Removes all but channels `keep` (ascending positions among the group's active channels)
+// from every member of the group: surgery.
 template <class Net>
-void keep_active(Net& net, const channel_group& g, const std::vector<std::size_t>& keep) {
-    net.for_each_layer([&](std::size_t j, auto& l) {
-        if constexpr (requires { l.keep_outputs(std::span<const std::size_t>{}); }) {
-            if (j == g.producer) l.keep_outputs(keep);
-            if (j == g.consumer) l.keep_inputs(keep, g.group);
+void keep_active(Net& net, const channel_group& grp, const std::vector<std::size_t>& keep) {
+    const auto& g = Net::graph();
+    const auto w = net.class_widths();
+    auto member = [](const std::vector<std::size_t>& v, std::size_t id) {
+        return std::binary_search(v.begin(), v.end(), id);
+    };
+    net.for_each_node([&](std::size_t id, auto& l) {
+        using L = std::remove_cvref_t<decltype(l)>;
+        const auto& n = g.nodes[id];
+        if constexpr (channel_producer<L>) {
+            if (member(grp.consumers, id))
+                l.keep_inputs(kept_positions(g, n.in, grp.cls, w, keep), input_factor(n));
+            if (member(grp.producers, id)) l.keep_outputs(keep);
+        } else if constexpr (channel_follower<L>) {
+            if (member(grp.followers, id)) l.keep_channels(kept_positions(g, n.in, grp.cls, w, keep));
         }
-        if constexpr (requires { l.keep_channels(std::span<const std::size_t>{}); })
-            if (j == g.norm) l.keep_channels(keep);
     });
     net.update_widths();
 }
@@ -59,9 +85,9 @@ void keep_active(Net& net, const channel_group& g, const std::vector<std::size_t
 template <class Net>
 std::vector<std::size_t> kept_channels(Net& net, const channel_group& g) {
     std::vector<std::size_t> out;
-    detail::with_layer(net, g.producer, [&](auto& l) {
+    net.for_each_node([&](std::size_t id, auto& l) {
         if constexpr (requires { l.channel_origin(); })
-            out.assign(l.channel_origin().begin(), l.channel_origin().end());
+            if (id == g.producer) out.assign(l.channel_origin().begin(), l.channel_origin().end());
     });
     return out;
 }
@@ -70,7 +96,7 @@ std::vector<std::size_t> kept_channels(Net& net, const channel_group& g) {
 template <class Net>
 plan current_plan(Net& net) {
     plan p{network_signature<Net>(), {}};
-    for (const auto& g : channel_groups<Net>) p.layers.push_back({g.producer, g.capacity, kept_channels(net, g)});
+    for (const auto& g : channel_groups<Net>()) p.layers.push_back({g.producer, g.capacity, kept_channels(net, g)});
     return p;
 }
 
@@ -82,10 +108,12 @@ void validate(const plan& p, const std::string& where) {
                         network_signature<Net>().substr(0, 60) + "...)");
     for (const auto& lp : p.layers) {
         const std::string at = where + ": layer " + std::to_string(lp.layer);
-        const auto* g = std::find_if(channel_groups<Net>.begin(), channel_groups<Net>.end(),
-                                     [&](const channel_group& x) { return x.producer == lp.layer; });
-        if (g == channel_groups<Net>.end())
-            fail(at, "is not a prunable layer (a conv2d or linear followed by batch_norm)");
+        const auto& groups = channel_groups<Net>();
+        const auto g = std::find_if(groups.begin(), groups.end(),
+                                    [&](const channel_group& x) { return x.producer == lp.layer; });
+        if (g == groups.end())
+            fail(at, "is not a prunable layer (the first producer of a channel group, a conv2d or linear whose "
+                     "channels a batch_norm scales)");
         if (lp.capacity != g->capacity)
             fail(at,
                  "capacity " + std::to_string(lp.capacity) + ", the network declares " + std::to_string(g->capacity));
@@ -105,7 +133,8 @@ template <class Net>
 void apply(Net& net, const plan& p, const std::string& where = "pruning plan") {
     validate<Net>(p, where);
     for (const auto& lp : p.layers) {
-        const auto& g = *std::find_if(channel_groups<Net>.begin(), channel_groups<Net>.end(),
+        const auto& groups = channel_groups<Net>();
+        const auto& g = *std::find_if(groups.begin(), groups.end(),
                                       [&](const channel_group& x) { return x.producer == lp.layer; });
         const auto now = kept_channels(net, g);
         std::vector<std::size_t> keep;

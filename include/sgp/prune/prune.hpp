@@ -21,11 +21,13 @@ struct options {
     std::size_t min_channels = 2;         // never keep fewer (the source work's floor)
     std::size_t round_to = 1;             // round kept counts up to a multiple (8 or 16 suit the DPU)
     std::size_t calibration_batches = 0;  // 0: the whole calibration loader
+    residual_policy residual = residual_policy::coupled;  // or keep the residual stream at full width
 };
 
 struct layer_report {
-    std::size_t layer = 0;  // producer index
-    std::string kind;
+    std::size_t layer = 0;  // the group's first producer (node id)
+    std::string kind, name;  // its kind and path
+    std::size_t producers = 1, members = 0;  // layers creating the channels; layers narrowed in all
     std::size_t channels_before = 0, channels_after = 0;
     double next_zero_fraction = 0, relu_zero_fraction = 0;
     bool emptied = false;  // the rule alone would have removed every channel
@@ -65,7 +67,7 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
     report r;
     r.rule = Rule::name;
     r.score = score_name;
-    const auto before = cost_at<Net>(net.widths());
+    const auto before = net.active_cost();
     r.params_before = before.parameters;
     r.macs_before = before.macs;
     const auto remove = rule.remove_counts(stats);
@@ -73,7 +75,10 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
         const auto& s = stats[i];
         layer_report l;
         l.layer = s.group.producer;
-        l.kind = std::string(Net::kinds[s.group.producer]);
+        l.kind = std::string(Net::graph().nodes[s.group.producer].kind);
+        l.name = s.group.name;
+        l.producers = s.group.producers.size();
+        l.members = s.group.producers.size() + s.group.followers.size() + s.group.consumers.size();
         l.channels_before = s.channels;
         l.next_zero_fraction = s.next_zero_fraction;
         l.relu_zero_fraction = s.relu_zero_fraction;
@@ -84,7 +89,7 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
         if (keep < s.channels) detail::keep_active(net, s.group, top_channels(s.score, keep));
         r.layers.push_back(l);
     }
-    const auto after = cost_at<Net>(net.widths());
+    const auto after = net.active_cost();
     r.params_after = after.parameters;
     r.macs_after = after.macs;
     return r;
@@ -94,7 +99,7 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
 template <class Net, class Rule, class Score = scores::gamma_magnitude>
 report prune(Net& net, const Rule& rule, batch_loader& calib, const options& o = {}, Score score = {},
              thread_pool* pool = nullptr) {
-    const auto stats = collect_stats(net, score, calib, pool, o.calibration_batches);
+    const auto stats = collect_stats(net, score, calib, pool, o.calibration_batches, o.residual);
     return prune_with(net, stats, rule, o, Score::name);
 }
 
@@ -109,7 +114,7 @@ rules::global_percentile global_for_budget(Net& net, const std::vector<group_sta
         const double mid = 0.5 * (lo + hi);
         const rules::global_percentile rule{mid};
         const auto remove = rule.remove_counts(stats);
-        auto w = net.widths();
+        auto w = net.class_widths();
         for (std::size_t i = 0; i < stats.size(); ++i)
             narrow<Net>(
                 w, stats[i].group,
@@ -133,6 +138,8 @@ inline void write_json(json_writer& j, const report& r) {
         j.begin_object()
             .field("layer", l.layer)
             .field("name", std::to_string(l.layer) + " " + l.kind)
+            .field("path", l.name)
+            .field("producers", l.producers)
             .field("channels_before", l.channels_before)
             .field("channels_after", l.channels_after)
             .field("next_zero_fraction", l.next_zero_fraction)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sgp/prune/prune.hpp"
+#include "sgp/train/recalibrate.hpp"
 #include "sgp/train/trainer.hpp"
 
 namespace sgp::prune {
@@ -22,6 +23,9 @@ struct schedule_options {
     double accuracy_budget = 0.012;    // largest allowed drop below the reference after a round (0-1)
     fit_options fit{};                 // fine-tuning options (schedule restarts every round)
     std::size_t rounds_done = 0;       // rounds already done (resuming): numbering continues after them
+    // Batches of the calibration loader that re-estimate the batch norms' running statistics
+    // after surgery (train/recalibrate.hpp); 0: none.
+    std::size_t recalibration_batches = 20;
 
     bool target_reached(double params_removed, double macs_removed) const {
         const bool any = target_params_removed > 0 || target_macs_removed > 0;
@@ -33,7 +37,9 @@ struct round_report {
     std::size_t round = 0;
     std::size_t finetune_epochs = 0;
     report pruning;
-    double accuracy_pruned = 0;                   // right after surgery, before fine-tuning
+    double accuracy_surgery = 0;                  // right after surgery
+    double accuracy_pruned = 0;                   // after surgery and BN recalibration, before fine-tuning
+    bool recalibrated = false;
     double accuracy_finetuned = 0;                // after fine-tuning
     double params_removed = 0, macs_removed = 0;  // fractions of the declared network
     bool undone = false;                          // exceeded the accuracy budget and was reverted
@@ -53,15 +59,24 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
         if (s.target_reached(removed(net.active_parameter_count(), Net::parameter_count),
                              removed(net.active_macs(), Net::macs)))
             break;
-        const auto widths = net.widths();
+        const auto widths = net.class_widths();
         Net backup = net;
         const sgd_state optimizer_backup = t.optimizer_state();
         round_report rr;
         rr.round = r;
         rr.finetune_epochs = s.finetune_epochs;
         rr.pruning = prune(net, rule, calib, o, score, &t.pool());
-        if (net.widths() == widths) break;  // the rule has nothing left to remove
-        rr.accuracy_pruned = t.evaluate(test).accuracy;
+        if (net.class_widths() == widths) break;  // the rule has nothing left to remove
+        rr.accuracy_surgery = t.evaluate(test).accuracy;
+        if (s.recalibration_batches > 0) {
+            // Surgery leaves every batch norm's running statistics those of the wider network:
+            // re-estimated on calibration batches, the accuracy after surgery means something.
+            recalibrate_batch_norm(net, calib, s.recalibration_batches, &t.pool());
+            rr.recalibrated = true;
+            rr.accuracy_pruned = t.evaluate(test).accuracy;
+        } else {
+            rr.accuracy_pruned = rr.accuracy_surgery;
+        }
         fit_options f = s.fit;
         f.schedule_origin = t.epochs_done();
         f.epochs = t.epochs_done() + s.finetune_epochs;
@@ -85,6 +100,8 @@ inline void write_json(json_writer& j, const round_report& r) {
     j.begin_object()
         .field("round", r.round)
         .field("finetune_epochs", r.finetune_epochs)
+        .field("accuracy_surgery", r.accuracy_surgery)
+        .field("recalibrated", r.recalibrated)
         .field("accuracy_pruned", r.accuracy_pruned)
         .field("accuracy_finetuned", r.accuracy_finetuned)
         .field("params_removed", r.params_removed)

@@ -4,11 +4,14 @@
 //   scores::gamma_magnitude  |gamma_c|                     (Network Slimming; the default)
 //   scores::taylor           mean over batches of |gamma_c * dL/dgamma_c|  (first-order Taylor)
 #include <cmath>
+#include <numeric>
+#include <type_traits>
 #include <string>
 #include <vector>
 
 #include "sgp/data/loader.hpp"
 #include "sgp/prune/groups.hpp"
+#include "sgp/prune/plan.hpp"
 #include "sgp/train/loss.hpp"
 
 namespace sgp::prune {
@@ -32,14 +35,74 @@ struct taylor {
 };
 }  // namespace scores
 
+// 0, 1, ..., n - 1.
+inline std::vector<std::size_t> identity_positions(std::size_t n) {
+    std::vector<std::size_t> v(n);
+    std::iota(v.begin(), v.end(), std::size_t{0});
+    return v;
+}
+
 namespace detail {
+
+// Calls f(layer) for the leaf at node id.
 template <class Net, class F>
-void with_norm(Net& net, std::size_t index, F&& f) {
-    net.for_each_layer([&](std::size_t j, auto& l) {
-        if constexpr (requires { l.gamma_grad(); })
-            if (j == index) f(l);
+void with_node(Net& net, std::size_t id, F&& f) {
+    net.for_each_node([&](std::size_t j, auto& l) {
+        if (j == id) f(l);
     });
 }
+
+// Counts exact zeros, per group, in the channels of the group that its consumers read and
+// that its rectifiers write, as forward forms them.
+class zero_counter final : public activation_observer {
+public:
+    struct tally {
+        double zeros = 0, values = 0;
+        double fraction() const { return values > 0 ? zeros / values : 0; }
+    };
+    std::vector<tally> consumer, site;
+
+    zero_counter(const graph::network_graph& g, const std::vector<channel_group>& groups, std::vector<std::size_t> w)
+        : g_(g), groups_(groups), w_(std::move(w)), consumer(groups.size()), site(groups.size()) {
+        watch_in_.resize(g.nodes.size());
+        watch_out_.resize(g.nodes.size());
+        for (std::size_t i = 0; i < groups.size(); ++i) {
+            for (auto id : groups[i].consumers) watch_in_[id].push_back(i);
+            for (auto id : groups[i].sites) watch_out_[id].push_back(i);
+        }
+    }
+    void input(std::size_t node, const float* x, std::size_t n) override {
+        for (auto i : watch_in_[node]) count(g_.nodes[node].in, g_.nodes[node].in_shape, i, x, n, consumer[i]);
+    }
+    void output(std::size_t node, const float* y, std::size_t n) override {
+        for (auto i : watch_out_[node]) count(g_.nodes[node].out, g_.nodes[node].out_shape, i, y, n, site[i]);
+    }
+
+private:
+    // Zeros in the rows of the group's segments: [features][n][plane] with `plane` the map's
+    // pixels (1 for flat features).
+    void count(const graph::space& s, shape sh, std::size_t i, const float* a, std::size_t n, tally& t) const {
+        const std::size_t plane = sh.flat ? 1 : sh.plane();
+        std::size_t at = 0;
+        for (const auto& seg : s) {
+            const std::size_t rows = w_[seg.cls] * seg.factor;
+            if (g_.root(seg.cls) == groups_[i].cls) {
+                const float* p = a + at * n * plane;
+                const std::size_t len = rows * n * plane;
+                std::size_t z = 0;
+                for (std::size_t k = 0; k < len; ++k) z += p[k] == 0.f;
+                t.zeros += static_cast<double>(z);
+                t.values += static_cast<double>(len);
+            }
+            at += rows;
+        }
+    }
+    const graph::network_graph& g_;
+    const std::vector<channel_group>& groups_;
+    std::vector<std::size_t> w_;
+    std::vector<std::vector<std::size_t>> watch_in_, watch_out_;
+};
+
 }  // namespace detail
 
 // Scores and activation sparsity of every channel group. Runs the calibration set through
@@ -47,49 +110,47 @@ void with_norm(Net& net, std::size_t index, F&& f) {
 // with the running statistics restored afterwards). At most max_batches batches (0: all).
 template <class Net, class Score>
 std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& calib, thread_pool* pool = nullptr,
-                                       std::size_t max_batches = 0) {
-    constexpr auto& groups = channel_groups<Net>;
+                                       std::size_t max_batches = 0,
+                                       residual_policy policy = residual_policy::coupled) {
+    const auto& groups = channel_groups<Net>(policy);
+    const auto w = net.class_widths();
     std::vector<group_stats> out;
-    const auto w = net.widths();
+    // A group's score: the mean over its batch norms of |gamma| (one batch norm: |gamma| itself).
     for (const auto& g : groups) {
         group_stats s;
         s.group = g;
-        s.channels = w[g.producer + 1];
+        s.channels = w[g.cls];
         s.score.assign(s.channels, 0.f);
-        detail::with_norm(net, g.norm, [&](auto& bn) {
-            for (std::size_t c = 0; c < s.channels; ++c) s.score[c] = std::abs(bn.gamma()[c]);
-        });
+        for (auto id : g.scales)
+            detail::with_node(net, id, [&](auto& bn) {
+                if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>) {
+                    const auto pos = detail::kept_positions(Net::graph(), Net::graph().nodes[id].in, g.cls, w,
+                                                            identity_positions(s.channels));
+                    for (std::size_t c = 0; c < s.channels; ++c) s.score[c] += std::abs(bn.gamma()[pos[c]]);
+                }
+            });
+        if (g.scales.size() > 1)
+            for (auto& v : s.score) v /= static_cast<float>(g.scales.size());
         out.push_back(std::move(s));
     }
     calib.check_network(Net::input_shape, Net::output_shape.size(), "the network being scored");
     net.reserve(calib.options().batch);
     std::vector<int> labels(calib.options().batch);
-    std::vector<double> zeros(groups.size(), 0), values(groups.size(), 0);
-    std::vector<double> relu_zeros(groups.size(), 0), relu_values(groups.size(), 0);
-    auto count_zeros = [&](std::size_t act, std::size_t n, double& z, double& v) {
-        const std::size_t len = w[act] * n * Net::shapes[act].plane();
-        const float* a = net.activation(act);
-        std::size_t c = 0;
-        for (std::size_t k = 0; k < len; ++k) c += a[k] == 0.f;
-        z += static_cast<double>(c);
-        v += static_cast<double>(len);
-    };
+    detail::zero_counter zeros(Net::graph(), groups, w);
     run_context cx;
     cx.pool = pool;
+    cx.observer = &zeros;
     calib.start_epoch(0);
     std::size_t b = 0;
     for (std::size_t n;
          (max_batches == 0 || b < max_batches) && (n = calib.next(net.input_buffer(), labels.data())) > 0; ++b) {
         cx.training = false;
         net.forward(n, cx);
-        for (std::size_t i = 0; i < groups.size(); ++i) {
-            count_zeros(groups[i].consumer, n, zeros[i], values[i]);
-            if (groups[i].relu_output) count_zeros(groups[i].relu_output, n, relu_zeros[i], relu_values[i]);
-        }
     }
+    cx.observer = nullptr;
     for (std::size_t i = 0; i < groups.size(); ++i) {
-        out[i].next_zero_fraction = values[i] > 0 ? zeros[i] / values[i] : 0;
-        out[i].relu_zero_fraction = relu_values[i] > 0 ? relu_zeros[i] / relu_values[i] : 0;
+        out[i].next_zero_fraction = zeros.consumer[i].fraction();
+        out[i].relu_zero_fraction = zeros.site[i].fraction();
     }
 
     if constexpr (Score::needs_gradients) {
@@ -108,13 +169,18 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
              (max_batches == 0 || batches < max_batches) && (n = calib.next(net.input_buffer(), labels.data())) > 0;
              ++batches) {
             const float* logits = net.forward(n, cx);
-            softmax_cross_entropy(logits, labels.data(), w.back(), n, dlogits.data());
+            softmax_cross_entropy(logits, labels.data(), net.widths().back(), n, dlogits.data());
             net.backward(dlogits.data(), cx);
             for (std::size_t i = 0; i < groups.size(); ++i)
-                detail::with_norm(net, groups[i].norm, [&](auto& bn) {
-                    for (std::size_t c = 0; c < out[i].channels; ++c)
-                        acc[i][c] += std::abs(static_cast<double>(bn.gamma()[c]) * bn.gamma_grad()[c]);
-                });
+                for (auto id : groups[i].scales)
+                    detail::with_node(net, id, [&](auto& bn) {
+                        if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>) {
+                            const auto pos = detail::kept_positions(Net::graph(), Net::graph().nodes[id].in,
+                                                                    groups[i].cls, w, identity_positions(out[i].channels));
+                            for (std::size_t c = 0; c < out[i].channels; ++c)
+                                acc[i][c] += std::abs(static_cast<double>(bn.gamma()[pos[c]]) * bn.gamma_grad()[pos[c]]);
+                        }
+                    });
         }
         for (std::size_t i = 0; i < groups.size(); ++i)
             for (std::size_t c = 0; c < out[i].channels; ++c)

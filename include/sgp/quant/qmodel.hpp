@@ -90,83 +90,101 @@ inline conv_window window_of(const qconv& q, std::size_t c, std::size_t h, std::
     return {q.cin, q.k, q.k, q.stride, q.pad, q.oh, q.ow, false};
 }
 
+// Builds the qmodel as the layers fold themselves into it (each layer's fold_int8, in
+// forward order): a conv2d or linear layer opens a conv op, a batch norm after it folds into
+// its weights, a ReLU fuses into it, a max pool is its own op, flatten and dropout vanish.
+class folder {
+public:
+    explicit folder(qmodel& m) : m_(m), c_(m.c), h_(m.h), w_(m.w) {}
+
+    void conv(std::size_t i, std::size_t cin, std::size_t cout, std::size_t k, std::size_t stride, std::size_t pad,
+              std::size_t oh, std::size_t ow, const float* weight, const float* bias) {
+        qconv q;
+        q.layer = i;
+        q.cin = cin, q.cout = cout, q.k = k, q.stride = stride, q.pad = pad;
+        q.h = h_, q.w = w_, q.oh = oh, q.ow = ow;
+        open(std::move(q), weight, bias);
+        h_ = oh, w_ = ow;
+    }
+    // A linear layer reads the flattened features as a 1x1 convolution of a 1x1 map.
+    void linear(std::size_t i, std::size_t cin, std::size_t cout, const float* weight, const float* bias) {
+        qconv q;
+        q.layer = i;
+        q.cin = cin, q.cout = cout;
+        open(std::move(q), weight, bias);
+        h_ = w_ = 1;
+    }
+    void batch_norm(std::size_t i, const float* gamma, const float* beta, const float* mean, const float* var,
+                    float eps) {
+        qconv& q = last_conv(i, "batch_norm");
+        if (q.relu) fail("quant::fold", "layer " + std::to_string(i) + ": batch_norm after a ReLU cannot be folded");
+        const std::size_t taps = q.cin * q.k * q.k;
+        for (std::size_t o = 0; o < q.cout; ++o) {
+            // y = gamma (x - mean) / sqrt(var + eps) + beta, with x = W v + b
+            const double s = static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + eps);
+            for (std::size_t t = 0; t < taps; ++t) q.weight[o * taps + t] = static_cast<float>(q.weight[o * taps + t] * s);
+            q.bias[o] = static_cast<float>((q.bias[o] - mean[o]) * s + beta[o]);
+        }
+    }
+    void relu(std::size_t i) { last_conv(i, "relu").relu = true; }
+    void max_pool(std::size_t i, std::size_t k, std::size_t stride, std::size_t oh, std::size_t ow) {
+        qmax_pool p;
+        p.layer = i;
+        p.c = c_, p.h = h_, p.w = w_, p.k = k, p.stride = stride, p.oh = oh, p.ow = ow;
+        m_.ops.emplace_back(p);
+        h_ = oh, w_ = ow;
+        after_conv_ = false;
+    }
+    // [C][H][W] per image is already the flattened order: nothing to run.
+    void flatten(std::size_t) {
+        c_ = c_ * h_ * w_, h_ = 1, w_ = 1;
+        after_conv_ = false;
+    }
+    void identity(std::size_t) {}
+    void unsupported(std::size_t i, std::string_view kind) {
+        fail("quant::fold", "layer " + std::to_string(i) + " (" + std::string(kind) +
+                                ") has no int8 form yet (supported: conv2d, linear, batch_norm, relu, max_pool, "
+                                "flatten, dropout)");
+    }
+
+private:
+    void open(qconv q, const float* weight, const float* bias) {
+        // A linear layer reads the flattened features: c already counts them.
+        if (q.cin != c_)
+            fail("quant::fold", "layer " + std::to_string(q.layer) + " reads " + std::to_string(q.cin) +
+                                    " input channels, the layer before gives " + std::to_string(c_) +
+                                    " (call update_widths after changing widths)");
+        const std::size_t taps = q.cin * q.k * q.k;
+        q.weight.assign(weight, weight + q.cout * taps);
+        q.bias.assign(q.cout, 0.f);
+        if (bias) std::copy(bias, bias + q.cout, q.bias.begin());
+        c_ = q.cout;
+        m_.ops.emplace_back(std::move(q));
+        after_conv_ = true;
+    }
+    // The qconv that a batch_norm or relu at layer i folds into: the one right before it.
+    qconv& last_conv(std::size_t i, std::string_view what) {
+        if (!after_conv_)
+            fail("quant::fold", "layer " + std::to_string(i) + " (" + std::string(what) +
+                                    ") follows no convolution or linear layer: the DPU cannot run it on its own");
+        return std::get<qconv>(m_.ops.back());
+    }
+    qmodel& m_;
+    std::size_t c_, h_, w_;
+    bool after_conv_ = false;
+};
+
 // The network in evaluation form, at its active widths. Supported: conv2d and linear (with a
-// following batch_norm and/or relu), max_pool, flatten, dropout. Anything else (an average
-// pool, a batch norm or ReLU with no convolution before it) is refused by name.
+// following batch_norm and/or relu), max_pool, flatten, dropout. A layer without an int8 form
+// yet (an average pool, a residual add) is refused by name.
 template <class Net>
 qmodel fold(Net& net) {
     // A NaN or Inf would quantize to garbage fix points without any error downstream.
     require_finite(net, "quant::fold", "a network with non-finite weights cannot be quantized");
     qmodel m;
     m.c = Net::input_shape.c, m.h = Net::input_shape.h, m.w = Net::input_shape.w;
-    std::size_t c = m.c, h = m.h, w = m.w;  // the current activation
-    // The qconv that a batch_norm or relu at layer i folds into: the one right before it.
-    bool after_conv = false;
-    auto last_conv = [&](std::size_t i, std::string_view what) -> qconv& {
-        if (!after_conv)
-            fail("quant::fold", "layer " + std::to_string(i) + " (" + std::string(what) +
-                                    ") follows no convolution or linear layer: the DPU cannot run it on its own");
-        return std::get<qconv>(m.ops.back());
-    };
-    net.for_each_layer([&](std::size_t i, auto& l) {
-        using L = std::remove_cvref_t<decltype(l)>;
-        if constexpr (L::kind == "conv2d" || L::kind == "linear") {
-            qconv q;
-            q.layer = i;
-            q.cin = l.input_channels(), q.cout = l.out_channels();
-            if constexpr (L::kind == "conv2d") {
-                q.k = L::kernel, q.stride = L::stride, q.pad = L::padding;
-                q.h = h, q.w = w, q.oh = L::out_shape.h, q.ow = L::out_shape.w;
-            }
-            // A linear layer reads the flattened features: c already counts them.
-            if (q.cin != c)
-                fail("quant::fold", "layer " + std::to_string(i) + " reads " + std::to_string(q.cin) +
-                                        " input channels, the layer before gives " + std::to_string(c) +
-                                        " (call update_widths after changing widths)");
-            const std::size_t taps = q.cin * q.k * q.k;
-            const float* wt = l.weight();
-            q.weight.assign(wt, wt + q.cout * taps);
-            q.bias.assign(q.cout, 0.f);
-            if constexpr (L::has_bias) std::copy(l.bias(), l.bias() + q.cout, q.bias.begin());
-            m.ops.emplace_back(std::move(q));
-            c = l.out_channels(), h = L::out_shape.flat ? 1 : L::out_shape.h,
-            w = L::out_shape.flat ? 1 : L::out_shape.w;
-            after_conv = true;
-        } else if constexpr (L::kind == "batch_norm") {
-            qconv& q = last_conv(i, "batch_norm");
-            if (q.relu)
-                fail("quant::fold", "layer " + std::to_string(i) + ": batch_norm after a ReLU cannot be folded");
-            const std::size_t taps = q.cin * q.k * q.k;
-            for (std::size_t o = 0; o < q.cout; ++o) {
-                // y = gamma (x - mean) / sqrt(var + eps) + beta, with x = W v + b
-                const double s =
-                    static_cast<double>(l.gamma()[o]) / std::sqrt(static_cast<double>(l.running_var()[o]) + L::eps);
-                for (std::size_t t = 0; t < taps; ++t)
-                    q.weight[o * taps + t] = static_cast<float>(q.weight[o * taps + t] * s);
-                q.bias[o] = static_cast<float>((q.bias[o] - l.running_mean()[o]) * s + l.beta()[o]);
-            }
-        } else if constexpr (L::kind == "relu") {
-            last_conv(i, "relu").relu = true;
-        } else if constexpr (L::kind == "max_pool") {
-            qmax_pool p;
-            p.layer = i;
-            p.c = c, p.h = h, p.w = w, p.k = L::kernel, p.stride = L::stride;
-            p.oh = L::out_shape.h, p.ow = L::out_shape.w;
-            m.ops.emplace_back(p);
-            h = p.oh, w = p.ow;
-            after_conv = false;
-        } else if constexpr (L::kind == "flatten") {
-            // [C][H][W] per image is already the flattened order: nothing to run.
-            c = c * h * w, h = 1, w = 1;
-            after_conv = false;
-        } else if constexpr (L::kind == "dropout") {
-            // the identity in evaluation
-        } else {
-            fail("quant::fold", "layer " + std::to_string(i) + " (" + std::string(L::kind) +
-                                    ") has no int8 form yet (supported: conv2d, linear, batch_norm, relu, max_pool, "
-                                    "flatten, dropout)");
-        }
-    });
+    folder f(m);
+    net.body().fold_int8(f, 0);
     if (m.ops.empty()) fail("quant::fold", "the network has no layer the DPU runs");
     return m;
 }

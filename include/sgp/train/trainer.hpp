@@ -87,8 +87,8 @@ public:
 
     // Adds lambda * sign(gamma) to every BatchNorm gamma gradient (Network Slimming's L1 subgradient).
     void add_sparsity_gradient(float lambda) {
-        net_.for_each_layer([&](std::size_t, auto& l) {
-            if constexpr (requires { l.gamma_grad(); }) {
+        net_.for_each_node([&](std::size_t, auto& l) {
+            if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(l)>>) {
                 const float* g = l.gamma();
                 float* d = l.gamma_grad();
                 for (std::size_t c = 0, n = l.out_channels(); c < n; ++c) d[c] += lambda * ((g[c] > 0) - (g[c] < 0));
