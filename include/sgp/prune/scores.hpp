@@ -63,7 +63,7 @@ public:
     std::vector<tally> consumer, site;
 
     zero_counter(const graph::network_graph& g, const std::vector<channel_group>& groups, std::vector<std::size_t> w)
-        : g_(g), groups_(groups), w_(std::move(w)), consumer(groups.size()), site(groups.size()) {
+        : consumer(groups.size()), site(groups.size()), g_(g), groups_(groups), w_(std::move(w)) {
         watch_in_.resize(g.nodes.size());
         watch_out_.resize(g.nodes.size());
         for (std::size_t i = 0; i < groups.size(); ++i) {
