@@ -78,6 +78,12 @@ std::size_t threads_of(sgp::thread_pool* pool) {
     return pool ? pool->size() : 1;
 }
 
+// Scratch full of NaN: a kernel that reads scratch it has not written shows in its results.
+std::vector<float> scratch_for(const depthwise_geometry& g, std::size_t threads) {
+    return std::vector<float>(sgp::kernels::depthwise_scratch_floats(g, threads),
+                              std::numeric_limits<float>::quiet_NaN());
+}
+
 // The largest |a - b| / (1 + |b|).
 double worst(const std::vector<float>& a, const std::vector<double>& b) {
     REQUIRE(a.size() == b.size());
@@ -149,7 +155,7 @@ TEST_CASE("depthwise forward matches the reference, with and without every epilo
             if (variant == 2) e.relu = r.relu = true;
             if (variant == 3) e.relu6 = r.relu6 = true;
             sgp::thread_pool* p = (cases % 2) ? &pool : nullptr;
-            std::vector<float> scratch(sgp::kernels::depthwise_scratch_floats(g, threads_of(p)));
+            auto scratch = scratch_for(g, threads_of(p));
             std::vector<float> y(g.c * g.n * g.oh * g.ow, std::numeric_limits<float>::quiet_NaN());
             sgp::kernels::depthwise_forward(g, x.data(), w.data(), y.data(), e, scratch.data(), p);
             const auto ref = ref_forward(g, x.data(), w.data(), r);
@@ -178,7 +184,7 @@ TEST_CASE("depthwise forward, backward: other kernels and strides (the general l
         CAPTURE_GEOMETRY(g);
         const auto x = random_vector(g.c * g.n * g.h * g.w, 11), w = random_vector(g.c * g.k * g.k, 12),
                    dy = random_vector(g.c * g.n * g.oh * g.ow, 13), bias = random_vector(g.c, 14);
-        std::vector<float> scratch(sgp::kernels::depthwise_scratch_floats(g, 2));
+        auto scratch = scratch_for(g, 2);
         conv_epilogue e;
         e.bias = bias.data();
         ref_epilogue r;
@@ -189,7 +195,7 @@ TEST_CASE("depthwise forward, backward: other kernels and strides (the general l
         sgp::kernels::depthwise_backward_data(g, dy.data(), w.data(), dx.data(), scratch.data(), &pool);
         CHECK(worst(dx, ref_backward_data(g, dy.data(), w.data())) <= 2e-6);
         sgp::kernels::depthwise_backward_weights(g, x.data(), dy.data(), dw.data(), scratch.data(), &pool);
-        CHECK(worst(dw, ref_backward_weights(g, x.data(), dy.data())) <= 2e-6);
+        CHECK(worst(dw, ref_backward_weights(g, x.data(), dy.data())) <= 1e-5);  // sums of ~10^3 terms
         ++cases;
     });
     CHECK(cases > 100);
@@ -203,14 +209,14 @@ TEST_CASE("depthwise backward data and weights match the reference") {
         const auto x = random_vector(g.c * g.n * g.h * g.w, 21), w = random_vector(g.c * g.k * g.k, 22),
                    dy = random_vector(g.c * g.n * g.oh * g.ow, 23);
         sgp::thread_pool* p = (cases % 2) ? &pool : nullptr;
-        std::vector<float> scratch(sgp::kernels::depthwise_scratch_floats(g, threads_of(p)));
+        auto scratch = scratch_for(g, threads_of(p));
         // Filled with NaN: every element must be overwritten.
         std::vector<float> dx(x.size(), std::numeric_limits<float>::quiet_NaN()),
             dw(w.size(), std::numeric_limits<float>::quiet_NaN());
         sgp::kernels::depthwise_backward_data(g, dy.data(), w.data(), dx.data(), scratch.data(), p);
         CHECK(worst(dx, ref_backward_data(g, dy.data(), w.data())) <= 2e-6);
         sgp::kernels::depthwise_backward_weights(g, x.data(), dy.data(), dw.data(), scratch.data(), p);
-        CHECK(worst(dw, ref_backward_weights(g, x.data(), dy.data())) <= 2e-6);
+        CHECK(worst(dw, ref_backward_weights(g, x.data(), dy.data())) <= 1e-5);  // sums of ~10^3 terms
         ++cases;
     });
     CHECK(cases > 100);
@@ -281,7 +287,7 @@ TEST_CASE("depthwise kernels give the same bits for any thread count") {
                dy = random_vector(g.c * g.n * g.oh * g.ow, 53);
     sgp::thread_pool two(2);
     auto run = [&](sgp::thread_pool* p) {
-        std::vector<float> scratch(sgp::kernels::depthwise_scratch_floats(g, threads_of(p)));
+        auto scratch = scratch_for(g, threads_of(p));
         std::vector<float> y(dy.size()), dx(x.size()), dw(w.size());
         sgp::kernels::depthwise_forward(g, x.data(), w.data(), y.data(), {}, scratch.data(), p);
         sgp::kernels::depthwise_backward_data(g, dy.data(), w.data(), dx.data(), scratch.data(), p);
@@ -298,7 +304,7 @@ TEST_CASE("depthwise forward: a fused relu / relu6 epilogue is bit-identical to 
         const auto g = sgp::kernels::make_depthwise_geometry(2, 5, 10, 19, 5, s, 2);
         const auto x = random_vector(g.c * g.n * g.h * g.w, 61), w = random_vector(g.c * g.k * g.k, 62),
                    scale = random_vector(g.c, 63, 1.f, 5.f), shift = random_vector(g.c, 64, -1.f, 4.f);
-        std::vector<float> scratch(sgp::kernels::depthwise_scratch_floats(g, 1));
+        auto scratch = scratch_for(g, 1);
         const std::size_t len = g.c * g.n * g.oh * g.ow;
         std::vector<float> affine(len), fused(len), separate(len);
         conv_epilogue e;
