@@ -86,11 +86,26 @@ inline constexpr std::size_t block = 64;
 template <std::size_t V>
 using constant = std::integral_constant<std::size_t, V>;
 
-// Kernel K and stride S fixed at compile time, or both 0 (read from the geometry).
+// The layout of one call, worked out once (its divisions are not per row). Kernel K and
+// stride S fixed at compile time, or both 0 (read from the geometry).
 template <std::size_t K, std::size_t S>
-struct taps {
-    std::size_t k_, s_, L, ps;
-    explicit taps(const depthwise_geometry& g) : k_(g.k), s_(g.stride), L(g.row()), ps(g.phase_floats()) {}
+struct plan {
+    std::size_t k_, s_, pad, h, w, oh, ow;
+    std::size_t L, ps, hq, margin, map, slot;  // see depthwise_geometry
+    explicit plan(const depthwise_geometry& g)
+        : k_(g.k),
+          s_(g.stride),
+          pad(g.pad),
+          h(g.h),
+          w(g.w),
+          oh(g.oh),
+          ow(g.ow),
+          L(g.row()),
+          ps(g.phase_floats()),
+          hq(g.phase_rows()),
+          margin(g.margin()),
+          map(g.out_floats()),
+          slot(g.slot_floats()) {}
     std::size_t k() const {
         if constexpr (K != 0) return K;
         return k_;
@@ -99,9 +114,16 @@ struct taps {
         if constexpr (S != 0) return S;
         return s_;
     }
+    std::size_t phases() const { return s() * s() * ps; }
     // Where tap (ky, kx) of output position q is: q + at(ky, kx) in the phases.
     std::size_t at(std::size_t ky, std::size_t kx) const {
         return ((ky % s()) * s() + kx % s()) * ps + ky / s() * L + kx / s();
+    }
+    // Padded row y + pad in the phases. Its padded column i + pad is in phase column
+    // (i + pad) % S, at (i + pad) / S.
+    std::size_t phase_row(std::size_t y) const {
+        const std::size_t yy = y + pad;
+        return yy % s() * s() * ps + yy / s() * L;
     }
 };
 
@@ -116,52 +138,74 @@ void by_slot(thread_pool* pool, std::size_t units, F&& f) {
 }
 
 // The pixels of plane x (h x w) into the phases, whose padding stays zero from the caller.
-inline void fill_phases(const depthwise_geometry& g, const float* x, float* sub) {
-    const std::size_t s = g.stride, p = g.pad, L = g.row(), ps = g.phase_floats();
-    if (s == 1) {
-        for (std::size_t y = 0; y < g.h; ++y) detail::copy_short(x + y * g.w, g.w, sub + (y + p) * L + p);
-        return;
-    }
-    for (std::size_t y = 0; y < g.h; ++y) {
-        const std::size_t yy = y + p;
-        float* r = sub + (yy % s) * s * ps + yy / s * L;
-        for (std::size_t i = 0; i < g.w; ++i) r[(i + p) % s * ps + (i + p) / s] = x[y * g.w + i];
+template <std::size_t K, std::size_t S>
+void fill_phases(const plan<K, S>& t, const float* x, float* sub) {
+    const std::size_t s = t.s(), p = t.pad;
+    for (std::size_t y = 0; y < t.h; ++y, x += t.w) {
+        float* r = sub + t.phase_row(y);
+        if (s == 1) {
+            detail::copy_short(x, t.w, r + p);
+            continue;
+        }
+        // Every s-th column, from the first that falls in phase column px.
+        for (std::size_t px = 0; px < s; ++px) {
+            const std::size_t i0 = (px + s - p % s) % s;
+            float* dst = r + px * t.ps + (i0 + p) / s;
+            for (std::size_t i = i0; i < t.w; i += s) *dst++ = x[i];
+        }
     }
 }
 
 // The inverse: plane dx (h x w) from the phases, dropping the padding.
-inline void read_phases(const depthwise_geometry& g, const float* sub, float* dx) {
-    const std::size_t s = g.stride, p = g.pad, L = g.row(), ps = g.phase_floats();
-    if (s == 1) {
-        for (std::size_t y = 0; y < g.h; ++y) detail::copy_short(sub + (y + p) * L + p, g.w, dx + y * g.w);
-        return;
-    }
-    for (std::size_t y = 0; y < g.h; ++y) {
-        const std::size_t yy = y + p;
-        const float* r = sub + (yy % s) * s * ps + yy / s * L;
-        for (std::size_t i = 0; i < g.w; ++i) dx[y * g.w + i] = r[(i + p) % s * ps + (i + p) / s];
+template <std::size_t K, std::size_t S>
+void read_phases(const plan<K, S>& t, const float* sub, float* dx) {
+    const std::size_t s = t.s(), p = t.pad;
+    for (std::size_t y = 0; y < t.h; ++y, dx += t.w) {
+        const float* r = sub + t.phase_row(y);
+        if (s == 1) {
+            detail::copy_short(r + p, t.w, dx);
+            continue;
+        }
+        for (std::size_t px = 0; px < s; ++px) {
+            const std::size_t i0 = (px + s - p % s) % s;
+            const float* src = r + px * t.ps + (i0 + p) / s;
+            for (std::size_t i = i0; i < t.w; i += s) dx[i] = *src++;
+        }
     }
 }
 
 // Plane dy (oh x ow) into the output map's rows; the rest of the map stays zero.
-inline void fill_outputs(const depthwise_geometry& g, const float* dy, float* map) {
-    const std::size_t L = g.row();
-    for (std::size_t y = 0; y < g.oh; ++y) detail::copy_short(dy + y * g.ow, g.ow, map + y * L);
+template <std::size_t K, std::size_t S>
+void fill_outputs(const plan<K, S>& t, const float* dy, float* map) {
+    for (std::size_t y = 0; y < t.oh; ++y) detail::copy_short(dy + y * t.ow, t.ow, map + y * t.L);
 }
 
-// Output rows from the position domain (row stride L) through the epilogue.
-inline void epilogue_rows(const depthwise_geometry& g, const float* src, float* y, const conv_epilogue::channel& f) {
-    const std::size_t L = g.row();
-    for (std::size_t r = 0; r < g.oh; ++r, src += L, y += g.ow) {
-        std::size_t i = 0;
-        for (; i + W <= g.ow; i += W) f(vec::load_unaligned(src + i)).store_unaligned(y + i);
-        for (; i < g.ow; ++i) y[i] = f(src[i]);
+// v into y[o, o + n) of a plane of len floats, n <= W. A whole vector while the plane has
+// room: its lanes past n land on the rows after, written later. The plane's last ragged
+// vector goes through a buffer (what follows the plane may be another thread's).
+inline void store_row_part(vec v, float* y, std::size_t o, std::size_t n, std::size_t len) {
+    if (o + W <= len) {
+        v.store_unaligned(y + o);
+        return;
     }
+    alignas(64) float part[W];
+    v.store_unaligned(part);
+    std::copy(part, part + n, y + o);
+}
+
+// Output rows from the position domain (row stride L) through the epilogue. src has W floats
+// of room past its last row.
+template <std::size_t K, std::size_t S>
+void epilogue_rows(const plan<K, S>& t, const float* src, float* y, const conv_epilogue::channel& f) {
+    const std::size_t len = t.oh * t.ow;
+    for (std::size_t r = 0, o = 0; r < t.oh; ++r, src += t.L, o += t.ow)
+        for (std::size_t i = 0; i < t.ow; i += W)
+            store_row_part(f(vec::load_unaligned(src + i)), y, o + i, std::min(W, t.ow - i), len);
 }
 
 // The forward sum of the W positions from q. Two chains of FMAs: half the latency per vector.
 template <std::size_t K, std::size_t S>
-inline vec forward_at(const taps<K, S>& t, const float* sub, const vec* wb, std::size_t q) {
+inline vec forward_at(const plan<K, S>& t, const float* sub, const vec* wb, std::size_t q) {
     vec a0(0.f), a1(0.f);
     SGP_UNROLL(7)
     for (std::size_t ky = 0; ky < K; ++ky) {
@@ -177,14 +221,15 @@ inline vec forward_at(const taps<K, S>& t, const float* sub, const vec* wb, std:
     return a0 + a1;
 }
 
-// One output plane y (oh x ow) of filter w from the phases. buf: room for oh * L positions.
+// One output plane y (oh x ow) of filter w from the phases. buf: room for oh * L positions
+// and a vector.
 template <std::size_t K, std::size_t S>
-void forward_plane(const depthwise_geometry& g, const taps<K, S>& t, const float* sub, const float* w, float* buf,
-                   float* y, const conv_epilogue::channel& f, bool by_rows) {
-    const std::size_t L = g.row(), end = g.oh * L;
+void forward_plane(const plan<K, S>& t, const float* sub, const float* w, float* buf, float* y,
+                   const conv_epilogue::channel& f, bool by_rows) {
+    const std::size_t L = t.L, end = t.oh * L;
     if constexpr (K == 0) {
         // Tap by tap over every position, then the epilogue.
-        const std::size_t k = g.k;
+        const std::size_t k = t.k();
         std::fill_n(buf, round_up(end, W), 0.f);
         for (std::size_t ky = 0; ky < k; ++ky)
             for (std::size_t kx = 0; kx < k; ++kx) {
@@ -193,37 +238,32 @@ void forward_plane(const depthwise_geometry& g, const taps<K, S>& t, const float
                 for (std::size_t q = 0; q < end; q += W)
                     simd::fma(wv, vec::load_unaligned(src + q), vec::load_unaligned(buf + q)).store_unaligned(buf + q);
             }
-        epilogue_rows(g, buf, y, f);
+        epilogue_rows(t, buf, y, f);
     } else {
         vec wb[K * K];
         for (std::size_t i = 0; i < K * K; ++i) wb[i] = vec(w[i]);
         if (by_rows) {
-            // Whole vectors of a row, the epilogue in registers; a ragged end through a buffer.
-            for (std::size_t r = 0; r < g.oh; ++r, y += g.ow) {
-                std::size_t i = 0;
-                for (; i + W <= g.ow; i += W) f(forward_at(t, sub, wb, r * L + i)).store_unaligned(y + i);
-                if (i < g.ow) {
-                    alignas(64) float tail[W];
-                    f(forward_at(t, sub, wb, r * L + i)).store_unaligned(tail);
-                    std::copy(tail, tail + (g.ow - i), y + i);
-                }
-            }
+            // Vectors along each row, the epilogue in registers.
+            const std::size_t len = t.oh * t.ow;
+            for (std::size_t r = 0, o = 0; r < t.oh; ++r, o += t.ow)
+                for (std::size_t i = 0; i < t.ow; i += W)
+                    store_row_part(f(forward_at(t, sub, wb, r * L + i)), y, o + i, std::min(W, t.ow - i), len);
         } else {
             // Narrow rows: vectors over the whole position domain, the L - Ow extra columns
             // of each row computed and dropped.
             for (std::size_t q = 0; q < end; q += W) forward_at(t, sub, wb, q).store_unaligned(buf + q);
-            epilogue_rows(g, buf, y, f);
+            epilogue_rows(t, buf, y, f);
         }
     }
 }
 
 // Phase pixels of plane dx from the output gradient map (dy0: its position 0, past the margin).
 template <std::size_t K, std::size_t S>
-void gather_plane(const depthwise_geometry& g, const taps<K, S>& t, const float* dy0, const float* w, float* sub) {
-    const std::size_t L = t.L, end = g.phase_rows() * L;
+void gather_plane(const plan<K, S>& t, const float* dy0, const float* w, float* sub) {
+    const std::size_t L = t.L, end = t.hq * L;
     if constexpr (K == 0) {
         const std::size_t s = t.s(), k = t.k();
-        std::fill_n(sub, s * s * t.ps, 0.f);
+        std::fill_n(sub, t.phases(), 0.f);
         for (std::size_t ky = 0; ky < k; ++ky)
             for (std::size_t kx = 0; kx < k; ++kx) {
                 float* dst = sub + (ky % s * s + kx % s) * t.ps;
@@ -258,8 +298,8 @@ void gather_plane(const depthwise_geometry& g, const taps<K, S>& t, const float*
     }
 }
 
-// Adds to sums[i] (k * k doubles held in float scratch, copied: the storage is float) the
-// dot products of tap i with the output gradient map over one plane.
+// Adds v to sums[i]: k * k doubles held in float scratch, copied in and out (the storage is
+// float).
 inline void add_sum(float* sums, std::size_t i, double v) {
     double d;
     std::memcpy(&d, sums + 2 * i, sizeof d);
@@ -267,13 +307,14 @@ inline void add_sum(float* sums, std::size_t i, double v) {
     std::memcpy(sums + 2 * i, &d, sizeof d);
 }
 
+// Adds to sums[i] the dot product of tap i with the output gradient map over one plane.
 template <std::size_t K, std::size_t S>
-void weight_sums(const depthwise_geometry& g, const taps<K, S>& t, const float* sub, const float* dy0, float* sums) {
+void weight_sums(const plan<K, S>& t, const float* sub, const float* dy0, float* sums) {
     // The positions of the output rows: the zero columns past each row (and the zeros after
     // the last) cancel the taps read there.
-    const std::size_t end = g.oh * t.L;
+    const std::size_t end = t.oh * t.L;
     if constexpr (K == 0) {
-        const std::size_t k = g.k;
+        const std::size_t k = t.k();
         for (std::size_t ky = 0; ky < k; ++ky)
             for (std::size_t kx = 0; kx < k; ++kx) {
                 const float* src = sub + t.at(ky, kx);
@@ -330,20 +371,20 @@ void dispatch(const depthwise_geometry& g, F&& f) {
 template <std::size_t K, std::size_t S>
 void forward(const depthwise_geometry& g, const float* x, const float* w, float* y, const conv_epilogue& e,
              float* scratch, thread_pool* pool) {
-    const taps<K, S> t(g);
-    const std::size_t s = g.stride, in = g.h * g.w, out = g.oh * g.ow, kk = g.k * g.k;
+    const plan<K, S> t(g);
+    const std::size_t in = g.h * g.w, out = g.oh * g.ow, kk = g.k * g.k;
     // Row by row (no extra pass, no dropped columns) unless the ragged ends of narrow rows
     // waste more than an eighth over the position domain.
-    const std::size_t row_vectors = g.oh * ((g.ow + W - 1) / W), flat_vectors = (g.oh * g.row() + W - 1) / W;
+    const std::size_t row_vectors = g.oh * ((g.ow + W - 1) / W), flat_vectors = (g.oh * t.L + W - 1) / W;
     const bool by_rows = 8 * row_vectors <= 9 * flat_vectors;
     by_slot(pool, g.c * g.n, [&](std::size_t slot, std::size_t u0, std::size_t u1) {
-        float* sub = scratch + slot * g.slot_floats();
-        float* buf = sub + s * s * g.phase_floats();
-        std::fill_n(sub, s * s * g.phase_floats(), 0.f);
+        float* sub = scratch + slot * t.slot;
+        float* buf = sub + t.phases();
+        std::fill_n(sub, t.phases(), 0.f);
         for (std::size_t u = u0; u < u1; ++u) {
             const std::size_t c = u / g.n;
-            fill_phases(g, x + u * in, sub);
-            forward_plane(g, t, sub, w + c * kk, buf, y + u * out, e.of(c), by_rows);
+            fill_phases(t, x + u * in, sub);
+            forward_plane(t, sub, w + c * kk, buf, y + u * out, e.of(c), by_rows);
         }
     });
 }
@@ -351,16 +392,16 @@ void forward(const depthwise_geometry& g, const float* x, const float* w, float*
 template <std::size_t K, std::size_t S>
 void backward_data(const depthwise_geometry& g, const float* dy, const float* w, float* dx, float* scratch,
                    thread_pool* pool) {
-    const taps<K, S> t(g);
-    const std::size_t s = g.stride, in = g.h * g.w, out = g.oh * g.ow, kk = g.k * g.k;
+    const plan<K, S> t(g);
+    const std::size_t in = g.h * g.w, out = g.oh * g.ow, kk = g.k * g.k;
     by_slot(pool, g.c * g.n, [&](std::size_t slot, std::size_t u0, std::size_t u1) {
-        float* sub = scratch + slot * g.slot_floats();
-        float* map = sub + s * s * g.phase_floats();
-        std::fill_n(map, g.out_floats(), 0.f);
+        float* sub = scratch + slot * t.slot;
+        float* map = sub + t.phases();
+        std::fill_n(map, t.map, 0.f);
         for (std::size_t u = u0; u < u1; ++u) {
-            fill_outputs(g, dy + u * out, map + g.margin());
-            gather_plane(g, t, map + g.margin(), w + u / g.n * kk, sub);
-            read_phases(g, sub, dx + u * in);
+            fill_outputs(t, dy + u * out, map + t.margin);
+            gather_plane(t, map + t.margin, w + u / g.n * kk, sub);
+            read_phases(t, sub, dx + u * in);
         }
     });
 }
@@ -368,22 +409,22 @@ void backward_data(const depthwise_geometry& g, const float* dy, const float* w,
 template <std::size_t K, std::size_t S>
 void backward_weights(const depthwise_geometry& g, const float* x, const float* dy, float* dw, float* scratch,
                       thread_pool* pool) {
-    const taps<K, S> t(g);
-    const std::size_t s = g.stride, in = g.h * g.w, out = g.oh * g.ow, kk = g.k * g.k;
+    const plan<K, S> t(g);
+    const std::size_t in = g.h * g.w, out = g.oh * g.ow, kk = g.k * g.k;
     // By channel: each weight's sum over the batch stays in one thread, in one order.
     by_slot(pool, g.c, [&](std::size_t slot, std::size_t c0, std::size_t c1) {
-        float* sub = scratch + slot * g.slot_floats();
-        float* map = sub + s * s * g.phase_floats();
-        float* sums = map + g.out_floats();
-        std::fill_n(sub, s * s * g.phase_floats(), 0.f);
-        std::fill_n(map, g.out_floats(), 0.f);
+        float* sub = scratch + slot * t.slot;
+        float* map = sub + t.phases();
+        float* sums = map + t.map;
+        std::fill_n(sub, t.phases(), 0.f);
+        std::fill_n(map, t.map, 0.f);
         for (std::size_t c = c0; c < c1; ++c) {
             std::fill_n(sums, 2 * kk, 0.f);  // all zero bytes: the doubles are 0.0
             for (std::size_t n = 0; n < g.n; ++n) {
                 const std::size_t u = c * g.n + n;
-                fill_phases(g, x + u * in, sub);
-                fill_outputs(g, dy + u * out, map + g.margin());
-                weight_sums(g, t, sub, map + g.margin(), sums);
+                fill_phases(t, x + u * in, sub);
+                fill_outputs(t, dy + u * out, map + t.margin);
+                weight_sums(t, sub, map + t.margin, sums);
             }
             for (std::size_t i = 0; i < kk; ++i) {
                 double d;
