@@ -456,7 +456,8 @@ inline void depthwise_backward_data(const depthwise_geometry& g, const float* dy
 }
 
 // dw[C][1][K][K] (overwritten) = the gradient of the weights: per weight, float partial sums
-// of at most 64 terms a lane, added in double.
+// of at most 64 terms a lane, added in double. An infinite x may give NaN where the exact sum
+// is infinite (dropped positions multiply it by a zero gradient): non-finite either way.
 inline void depthwise_backward_weights(const depthwise_geometry& g, const float* x, const float* dy, float* dw,
                                        float* scratch, thread_pool* pool) {
     depthwise_detail::dispatch(g, [&](auto k, auto s) {
