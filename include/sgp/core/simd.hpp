@@ -29,6 +29,9 @@ inline vec fma(vec a, vec b, vec c) {
 inline vec relu(vec a) {
     return vec(a.v > 0.f ? a.v : 0.f);
 }
+inline vec relu6(vec a) {
+    return vec(a.v > 0.f ? (a.v < 6.f ? a.v : 6.f) : 0.f);
+}
 inline float hadd(vec a) {
     return a.v;
 }
@@ -56,13 +59,21 @@ inline vec fma(vec a, vec b, vec c) {
 inline vec relu(vec a) {
     return xsimd::select(a > vec(0.f), a, vec(0.f));
 }
+// min(max(x, 0), 6) by the same selects (NaN gives 0, as relu).
+inline vec relu6(vec a) {
+    return xsimd::select(a > vec(0.f), xsimd::select(a < vec(6.f), a, vec(6.f)), vec(0.f));
+}
 inline const char* const arch_name = xsimd::default_arch::name();
 }  // namespace sgp::simd
 #endif
 
 namespace sgp::simd {
 inline constexpr std::size_t width = vec::size;
+// The scalar twin of relu6(vec): the same comparisons, so vector lanes and tails agree.
+inline float relu6(float a) {
+    return a > 0.f ? (a < 6.f ? a : 6.f) : 0.f;
 }
+}  // namespace sgp::simd
 
 // Full unrolling of a register tile's loops (the accumulators must stay in registers). Left
 // out under AddressSanitizer, where it multiplies compile time for no benefit.

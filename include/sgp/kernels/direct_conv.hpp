@@ -35,12 +35,15 @@ constexpr std::size_t round_up(std::size_t x, std::size_t m) {
 
 // What follows the convolution, applied while its output is written: y = relu((v + bias) *
 // scale + shift), each part optional. With scale/shift of a batch norm in evaluation mode this
-// is the fused conv -> batch_norm -> relu; the arithmetic is the unfused layers' own.
+// is the fused conv -> batch_norm -> relu; the arithmetic is the unfused layers' own. relu6
+// clamps to [0, 6] instead (conv -> batch_norm -> relu6); it is looked at only when relu is
+// false, so set one of the two.
 struct conv_epilogue {
     const float* bias = nullptr;
     const float* scale = nullptr;
     const float* shift = nullptr;
     bool relu = false;
+    bool relu6 = false;
 
     // The epilogue of one output channel.
     struct channel {
@@ -50,13 +53,19 @@ struct conv_epilogue {
         simd::vec operator()(simd::vec v) const {
             if (e->bias) v = v + b;
             if (e->scale) v = simd::fma(v, a, t);
-            if (e->relu) v = simd::relu(v);
+            if (e->relu)
+                v = simd::relu(v);
+            else if (e->relu6)
+                v = simd::relu6(v);
             return v;
         }
         float operator()(float v) const {
             if (e->bias) v = v + bs;
             if (e->scale) v = std::fma(v, as, ts);  // fused, as the vector lanes
-            if (e->relu) v = v > 0.f ? v : 0.f;
+            if (e->relu)
+                v = v > 0.f ? v : 0.f;
+            else if (e->relu6)
+                v = simd::relu6(v);
             return v;
         }
     };
@@ -71,7 +80,7 @@ struct conv_epilogue {
         for (; i + simd::width <= len; i += simd::width) f(simd::vec::load_unaligned(src + i)).store_unaligned(dst + i);
         for (; i < len; ++i) dst[i] = f(src[i]);
     }
-    bool empty() const { return !bias && !scale && !relu; }
+    bool empty() const { return !bias && !scale && !relu && !relu6; }
 };
 
 struct direct_geometry {

@@ -1,5 +1,5 @@
 #pragma once
-// ReLU and its backward on contiguous memory.
+// ReLU, ReLU6 and their backwards on contiguous memory.
 #include <cstddef>
 
 #include "sgp/core/simd.hpp"
@@ -16,6 +16,20 @@ inline void relu(const float* x, float* y, std::size_t len) {
 // dx = dy where the output was positive, else 0.
 inline void relu_backward(const float* y, const float* dy, float* dx, std::size_t len) {
     for (std::size_t i = 0; i < len; ++i) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+
+// y = min(max(x, 0), 6).
+inline void relu6(const float* x, float* y, std::size_t len) {
+    using simd::vec;
+    std::size_t i = 0;
+    for (; i + simd::width <= len; i += simd::width) simd::relu6(vec::load_unaligned(x + i)).store_unaligned(y + i);
+    for (; i < len; ++i) y[i] = simd::relu6(x[i]);
+}
+
+// dx = dy where 0 < v < 6 strictly, else 0 (PyTorch's hardtanh_backward with bounds 0 and 6).
+// v may be the input or the output: one is in (0, 6) exactly when the other is.
+inline void relu6_backward(const float* v, const float* dy, float* dx, std::size_t len) {
+    for (std::size_t i = 0; i < len; ++i) dx[i] = v[i] > 0.f && v[i] < 6.f ? dy[i] : 0.f;
 }
 
 }  // namespace sgp::kernels
