@@ -244,12 +244,12 @@ struct chain {
                 return 0;
             } else {
                 constexpr fusion next = fuses_as_v<child_type<I + 1>>;
-                if constexpr (next == fusion::relu) {
+                if constexpr (next == fusion::relu || next == fusion::relu6) {
                     return 1;
                 } else if constexpr (next == fusion::affine) {
                     if constexpr (I + 2 < count) {
                         constexpr fusion after = fuses_as_v<child_type<I + 2>>;
-                        return after == fusion::relu ? 2 : 1;
+                        return after == fusion::relu || after == fusion::relu6 ? 2 : 1;
                     } else {
                         return 1;
                     }
@@ -322,6 +322,7 @@ struct chain {
                             std::tie(e.scale, e.shift) = child<I + 1>().eval_scale_shift();
                         constexpr fusion clamp = fuses_as_v<child_type<I + F>>;
                         e.relu = clamp == fusion::relu;
+                        e.relu6 = clamp == fusion::relu6;
                         child<I>().forward_with(cx, src(I), dst(I + F + 1), n, e);
                         for (std::size_t i = I + 1; i <= I + F; ++i) formed_[i] = false;
                         if (cx.observer) cx.observer->output(base + node_offset[I + F], src(I + F + 1), n);
