@@ -59,6 +59,7 @@ double check_layer_gradients(L& layer, std::vector<float> x, std::size_t n, floa
                              double atol = 2e-3, bool check_input = true) {
     sgp::run_context cx;
     cx.training = true;
+    layer.reserve(n);  // a composite's inner activations
     sgp::aligned_buffer<float> s1(layer.workspace(n) + 1), s2(layer.workspace(n) + 1);
     cx.scratch = &s1;
     cx.scratch2 = &s2;

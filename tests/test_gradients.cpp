@@ -123,3 +123,52 @@ TEST_CASE("a narrowed conv (active widths below capacity) still differentiates c
     l.set_out_channels(5);
     CHECK(check_layer_gradients(l, random_vector(4 * 4 * 4 * 2, 26), 2) <= 1.0);
 }
+
+TEST_CASE("depthwise_conv2d: 3x3 stride 1 with bias, 3x3 stride 2, 5x5 unpadded") {
+    constexpr shape in{3, 6, 5};
+    auto a = make_layer<depthwise_conv2d<3, 1, 1, true>, in>(27);
+    CHECK(check_layer_gradients(a, random_vector(in.size() * 2, 28), 2) <= 1.0);
+    auto b = make_layer<depthwise3x3<2>, in>(29);
+    CHECK(check_layer_gradients(b, random_vector(in.size() * 2, 30), 2) <= 1.0);
+    constexpr shape in2{2, 7, 7};
+    auto c = make_layer<depthwise_conv2d<5, 1, 0>, in2>(31);
+    CHECK(check_layer_gradients(c, random_vector(in2.size() * 2, 32), 2) <= 1.0);
+}
+
+TEST_CASE("relu6 (values away from 0 and 6)") {
+    constexpr shape in{2, 3, 3};
+    auto l = make_layer<relu6, in>(0);
+    auto x = spread_vector(in.size() * 2, 33);
+    for (auto& v : x) v *= 27.f;  // 2.7 .. 10 in magnitude: both clamps and the linear part
+    CHECK(check_layer_gradients(l, x, 2, 1e-3f) <= 1.0);
+}
+
+TEST_CASE("subsample_pad (the option-A shortcut)") {
+    constexpr shape in{2, 5, 4};
+    auto l = make_layer<subsample_pad<6>, in>(0);
+    CHECK(check_layer_gradients(l, random_vector(in.size() * 2, 34), 2) <= 1.0);
+}
+
+TEST_CASE("chain of layers as one layer") {
+    constexpr shape in{2, 5, 5};
+    auto l = make_layer<chain<conv3x3<3>, batch_norm, conv2d<2, 3, 2, 1, true>>, in>(35);
+    CHECK(check_layer_gradients(l, random_vector(in.size() * 3, 36), 3, 1e-2f, 2e-2, 3e-3) <= 1.0);
+}
+
+TEST_CASE("residual: identity shortcut with ReLU after the add, projection shortcut, linear residual") {
+    constexpr shape in{3, 5, 5};
+    auto a = make_layer<residual<conv3x3<3, true>>, in>(37);
+    CHECK(check_layer_gradients(a, spread_vector(in.size() * 2, 38), 2, 1e-3f) <= 1.0);
+    auto b = make_layer<residual<conv2d<4, 3, 2, 1>, batch_norm, shortcut<conv2d<4, 1, 2, 0>, batch_norm>>, in>(39);
+    CHECK(check_layer_gradients(b, random_vector(in.size() * 3, 40), 3, 1e-3f, 2e-2, 3e-3) <= 1.0);
+    auto c = make_layer<linear_residual<conv1x1<6>, depthwise3x3<>, conv1x1<3>>, in>(41);
+    CHECK(check_layer_gradients(c, random_vector(in.size() * 2, 42), 2) <= 1.0);
+}
+
+TEST_CASE("concat of two branches and of a branch with a single layer") {
+    constexpr shape in{2, 4, 4};
+    auto a = make_layer<concat<chain<conv1x1<3>, batch_norm>, chain<conv3x3<2, true>>>, in>(43);
+    CHECK(check_layer_gradients(a, random_vector(in.size() * 3, 44), 3, 1e-3f, 2e-2, 3e-3) <= 1.0);
+    auto b = make_layer<concat<conv1x1<2>, depthwise3x3<>>, in>(45);
+    CHECK(check_layer_gradients(b, random_vector(in.size() * 2, 46), 2) <= 1.0);
+}
