@@ -351,3 +351,177 @@ TEST_CASE("a pruned network keeps training (optimizer state follows the new shap
     }
     CHECK(last < first);
 }
+
+// ---- Pruning over the graph: residual adds, projection shortcuts, depthwise convolutions, concat.
+
+namespace graph_nets {
+// A stem whose channels the first block's identity shortcut carries on (one coupled group with
+// that block's conv2), then a stage change with a projection shortcut.
+using res_t = sgp::sequential<
+    sgp::input<2, 8, 8>, conv3x3<6>, batch_norm, relu,
+    residual<named<"conv1", conv3x3<4>>, named<"bn1", batch_norm>, relu, named<"conv2", conv3x3<6>>,
+             named<"bn2", batch_norm>>,
+    residual<named<"conv1", conv2d<8, 3, 2, 1>>, named<"bn1", batch_norm>, relu, named<"conv2", conv3x3<8>>,
+             named<"bn2", batch_norm>, shortcut<conv2d<8, 1, 2, 0>, batch_norm>>,
+    global_avg_pool, flatten, linear<3>>;
+// Inverted residual blocks: expansion, depthwise (following its producer), projection.
+using dw_t = sgp::sequential<sgp::input<2, 6, 6>, conv1x1<6>, batch_norm, relu6, depthwise3x3<>, batch_norm, relu6,
+                             conv1x1<4>, batch_norm,
+                             linear_residual<conv1x1<8>, batch_norm, relu6, depthwise3x3<>, batch_norm, relu6,
+                                             conv1x1<4>, batch_norm>,
+                             depthwise3x3<2>, batch_norm, relu, flatten, linear<3>>;
+// Two branches joined along channels, read by one convolution as two segments.
+using cat_t = sgp::sequential<sgp::input<2, 6, 6>, conv3x3<4>, batch_norm, relu,
+                              concat<chain<conv1x1<3>, batch_norm, relu>, chain<conv3x3<5>, batch_norm, relu>>,
+                              conv3x3<6>, batch_norm, relu, max_pool<2>, flatten, linear<3>>;
+
+template <class Net>
+Net random_net(std::uint64_t seed) {
+    Net net(seed);
+    net.for_each_node([&](std::size_t i, auto& l) {
+        if constexpr (sgp::has_channel_scale_v<std::remove_cvref_t<decltype(l)>>) {
+            sgp::rng r(seed + i);
+            l.for_each_tensor([&](const sgp::tensor_ref& t) {
+                if (!t.value) return;
+                for (std::size_t c = 0; c < t.size(); ++c)
+                    t.value[c] = t.name == "running_var" ? r.uniform(0.5f, 2.f) : r.uniform(-0.8f, 0.8f);
+            });
+        }
+    });
+    return net;
+}
+
+template <class Net>
+std::vector<float> run(Net& net, const std::vector<float>& x, std::size_t n, bool training = false) {
+    net.reserve(n);
+    std::copy(x.begin(), x.end(), net.input_buffer());
+    sgp::run_context cx;
+    cx.training = training;
+    const float* out = net.forward(n, cx);
+    return {out, out + Net::output_shape.c * n};
+}
+
+// Zeroes gamma and beta, in every batch norm of group g, of the channels not in `keep`.
+template <class Net>
+void mask_group(Net& net, const pr::channel_group& g, const std::vector<std::size_t>& keep) {
+    const auto w = net.class_widths();
+    std::vector<std::size_t> drop;
+    for (std::size_t c = 0; c < w[g.cls]; ++c)
+        if (!std::binary_search(keep.begin(), keep.end(), c)) drop.push_back(c);
+    for (auto id : g.scales)
+        pr::detail::with_node(net, id, [&](auto& bn) {
+            if constexpr (sgp::has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>) {
+                std::size_t at = 0;  // the group's channels may be one segment of the norm's input
+                for (const auto& seg : Net::graph().nodes[id].in) {
+                    if (Net::graph().root(seg.cls) == g.cls)
+                        for (auto c : drop) bn.gamma()[at + c] = bn.beta()[at + c] = 0.f;
+                    at += w[seg.cls];
+                }
+            }
+        });
+}
+
+// Every group keeps a random subset; the pruned network equals the masked original bit for
+// bit (evaluation and training mode), and its counted parameters equal the cost model's.
+template <class Net>
+void check_exact_surgery(std::uint64_t seed) {
+    const std::size_t n = 3;
+    const auto x = sgp_test::random_vector(n * Net::input_shape.size(), seed);
+    auto pruned = random_net<Net>(seed), masked = random_net<Net>(seed);
+    const auto& groups = pr::channel_groups<Net>();
+    REQUIRE(!groups.empty());
+    auto p = pr::current_plan(pruned);
+    sgp::rng r(seed);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+        std::vector<std::size_t> keep;
+        for (std::size_t c = 0; c < groups[i].capacity; ++c)
+            if (r.next() % 3 != 0) keep.push_back(c);
+        if (keep.empty()) keep.push_back(groups[i].capacity - 1);
+        mask_group(masked, groups[i], keep);
+        p.layers[i].keep = keep;
+    }
+    auto masked_copy = masked;  // training mode updates running statistics: use copies
+    const auto train_before = run(masked_copy, x, n, true);
+    pr::apply(pruned, p);
+    CHECK(run(pruned, x, n) == run(masked, x, n));
+    auto pruned_copy = pruned;
+    CHECK(run(pruned_copy, x, n, true) == train_before);
+    CHECK(pruned.active_parameter_count() == pruned.active_cost().parameters);
+    CHECK(pruned.active_parameter_count() < Net::parameter_count);
+    // The plan and the weights travel through a state_dict and re-apply.
+    sgp_test::temp_dir d("graph-surgery");
+    sgp::save_state_dict(pruned, d.file("w.npz"));
+    Net loaded(seed + 100);
+    sgp::load_state_dict(loaded, d.file("w.npz"));
+    CHECK(loaded.class_widths() == pruned.class_widths());
+    CHECK(run(loaded, x, n) == run(pruned, x, n));
+}
+
+}  // namespace graph_nets
+
+TEST_CASE("groups over a residual network: the identity shortcut couples the stem with the block's output") {
+    using ids = std::vector<std::size_t>;
+    using net = graph_nets::res_t;
+    const auto& g = pr::channel_groups<net>();
+    // Nodes: 0 conv, 1 bn, 2 relu; block 1: 3 conv1, 4 bn1, 5 relu, 6 conv2, 7 bn2, 8 add;
+    // block 2: 9 conv1, 10 bn1, 11 relu, 12 conv2, 13 bn2, 14 shortcut conv, 15 shortcut bn,
+    // 16 add; 17 pool, 18 flatten, 19 linear.
+    REQUIRE(g.size() == 4);
+    CHECK((g[0].producers == ids{0, 6} && g[0].scales == ids{1, 7} && g[0].consumers == ids{3, 9, 14}));
+    CHECK(g[0].residual);
+    CHECK((g[1].producers == ids{3} && g[1].consumers == ids{6} && !g[1].residual));
+    CHECK((g[2].producers == ids{9} && g[2].consumers == ids{12}));
+    CHECK((g[3].producers == ids{12, 14} && g[3].scales == ids{13, 15} && g[3].consumers == ids{19}));
+    CHECK(g[1].name == "3.conv1");
+    CHECK(pr::channel_groups<net>(pr::residual_policy::keep_stream).size() == 2);
+    CHECK(net::graph().nodes[8].kind == "add_relu");
+}
+
+TEST_CASE("groups over depthwise convolutions and a concat") {
+    using ids = std::vector<std::size_t>;
+    const auto& d = pr::channel_groups<graph_nets::dw_t>();
+    // The expansion's channels: the depthwise conv and both batch norms follow them.
+    CHECK((d[0].producers == ids{0} && d[0].followers == ids{1, 3, 4} && d[0].consumers == ids{6}));
+    const auto& c = pr::channel_groups<graph_nets::cat_t>();
+    REQUIRE(c.size() == 4);
+    // Both branches read the stem; the convolution after the concat consumes both branches.
+    CHECK((c[0].consumers == ids{3, 6}));
+    CHECK((c[1].consumers == ids{10} && c[2].consumers == ids{10}));
+    CHECK(graph_nets::cat_t::graph().nodes[10].in.size() == 2);
+}
+
+TEST_CASE("surgery is exact for every pattern: add, projection shortcut, depthwise, concat, flatten") {
+    for (std::uint64_t seed : {1, 2, 3}) {
+        graph_nets::check_exact_surgery<graph_nets::res_t>(seed);
+        graph_nets::check_exact_surgery<graph_nets::dw_t>(seed);
+        graph_nets::check_exact_surgery<graph_nets::cat_t>(seed);
+    }
+}
+
+TEST_CASE("rules and scores run per group on a residual network, in both residual policies") {
+    using net_t = graph_nets::res_t;
+    auto net = graph_nets::random_net<net_t>(5);
+    sgp::dataset data;
+    data.channels = net_t::input_shape.c;
+    data.height = data.width = 8;
+    data.classes = 3;
+    sgp::rng r(6);
+    for (int i = 0; i < 16; ++i) {
+        data.labels.push_back(static_cast<std::uint8_t>(i % 3));
+        for (std::size_t p = 0; p < net_t::input_shape.size(); ++p)
+            data.images.push_back(static_cast<std::uint8_t>(r.below(256)));
+    }
+    sgp::batch_loader calib(data, {.batch = 8, .shuffle = false});
+    for (auto policy : {pr::residual_policy::coupled, pr::residual_policy::keep_stream}) {
+        auto copy = net;
+        const auto st = pr::collect_stats(copy, pr::scores::gamma_magnitude{}, calib, nullptr, 0, policy);
+        CHECK(st.size() == pr::channel_groups<net_t>(policy).size());
+        for (const auto& s : st) {
+            CHECK(s.channels == s.group.capacity);
+            CHECK(s.relu_zero_fraction > 0.0);  // ReLU outputs (and the add's ReLU for the stream)
+        }
+        const auto rep = pr::prune_with(copy, st, pr::rules::global_percentile{0.4});
+        CHECK(rep.params_after < rep.params_before);
+        CHECK(copy.active_parameter_count() == rep.params_after);
+    }
+}
