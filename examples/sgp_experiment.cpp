@@ -46,7 +46,10 @@ options parse(int argc, char** argv) {
         "fine-tuning in rounds, and Network Slimming's global threshold at the same parameter budget, on "
         "Fashion-MNIST; every stage checkpoints and a rerun resumes where it stopped");
     constexpr std::size_t many = 100000;
-    f.choice("--model", o.model, "vgg13bn-source (512-4096-4096-10 classifier), vgg13bn or demo", example::model_names);
+    f.choice("--model", o.model,
+             "vgg13bn-source (512-4096-4096-10 classifier), vgg13bn, demo, resnet20, resnet56, resnet18, "
+             "mobilenet-v1 or mobilenet-v2",
+             example::any_model_names);
     f.text("--data", o.data, "Fashion-MNIST IDX files");
     f.text("--dir", o.dir, "checkpoints and stage results; rerun to resume (one run at a time: a lock file)");
     // Checked once --dir exists (run): the file may go into it, or a folder it creates.
@@ -438,6 +441,6 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         const options o = parse(argc, argv);
-        return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
+        return example::with_any_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }

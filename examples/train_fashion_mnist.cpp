@@ -33,12 +33,14 @@ const std::set<std::string> may_change_on_resume = {"--epochs",     "--threads",
 options parse(int argc, char** argv) {
     options o;
     example::flags f(
-        "train_fashion_mnist: trains a VGG on Fashion-MNIST (padded to 32x32) and reports test "
+        "train_fashion_mnist: trains a network (VGG, ResNet, MobileNet) on Fashion-MNIST (padded to 32x32) and "
+        "reports test "
         "accuracy and throughput");
     f.choice("--model", o.model,
              "demo (VGG13-BN at 1/4 width), vgg13bn (Network Slimming variant), vgg13bn-source (the source "
-             "work's 4096-wide 1x1-conv classifier)",
-             example::model_names);
+             "work's 4096-wide 1x1-conv classifier), resnet20, resnet56, resnet18 (CIFAR ResNets), mobilenet-v1, "
+             "mobilenet-v2",
+             example::any_model_names);
     f.size("--epochs", o.epochs, "epochs in all (default 3 for demo, 1 otherwise)", 1, 100000)->default_str("");
     f.size("--batch", o.batch, "images per step", 2, 4096, "at least 2 for batch norm, at most 4096 (memory)");
     f.real("--lr", o.lr, "base learning rate (SGD, momentum 0.9, Nesterov)", 0, 1e30);
@@ -153,6 +155,6 @@ int run(const options& o) {
 int main(int argc, char** argv) {
     return example::guarded([&] {
         const options o = parse(argc, argv);
-        return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
+        return example::with_any_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }
