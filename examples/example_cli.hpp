@@ -208,13 +208,16 @@ int with_any_model(const std::string& model, F&& f) {
     using in = sgp::input<1, 32, 32>;
     if (model == "resnet20") return f.template operator()<sgp::models::resnet20<in>>();
     if (model == "resnet56") return f.template operator()<sgp::models::resnet56<in>>();
+    // Projection shortcuts (option B): the residual streams become coupled channel groups.
+    if (model == "resnet56-b") return f.template operator()<sgp::models::resnet<in, 10, 'B', 16, 9, 9, 9>>();
     if (model == "resnet18") return f.template operator()<sgp::models::resnet18<in>>();
     if (model == "mobilenet-v1") return f.template operator()<sgp::models::mobilenet_v1<in>>();
     if (model == "mobilenet-v2") return f.template operator()<sgp::models::mobilenet_v2<in>>();
     return with_model(model, f);
 }
-inline const std::vector<std::string> any_model_names = {"demo",     "vgg13bn",  "vgg13bn-source", "resnet20",
-                                                         "resnet56", "resnet18", "mobilenet-v1",   "mobilenet-v2"};
+inline const std::vector<std::string> any_model_names = {"demo",     "vgg13bn",      "vgg13bn-source",
+                                                         "resnet20", "resnet56",     "resnet56-b",
+                                                         "resnet18", "mobilenet-v1", "mobilenet-v2"};
 
 // Fashion-MNIST's normalisation, zero-padded to the network's input size.
 inline sgp::loader_options fashion_mnist_options(std::size_t batch, std::uint64_t seed, std::size_t net_size) {

@@ -2,9 +2,9 @@
 using namespace sgp::layers;
 
 // A small VGG for 1x32x32 images: a type, with its shapes and costs known at compile time.
-using small_vgg = sgp::sequential<sgp::input<1, 32, 32>,
-    conv3x3<16>, batch_norm, relu, max_pool<2>, conv3x3<32>, batch_norm, relu, max_pool<2>,
-    conv3x3<64>, batch_norm, relu, global_avg_pool, flatten, linear<10>>;
+using small_vgg =
+    sgp::sequential<sgp::input<1, 32, 32>, conv3x3<16>, batch_norm, relu, max_pool<2>, conv3x3<32>, batch_norm, relu,
+                    max_pool<2>, conv3x3<64>, batch_norm, relu, global_avg_pool, flatten, linear<10>>;
 static_assert(small_vgg::parameter_count == 24'058 && small_vgg::macs == 2'507'392);
 
 int main() {

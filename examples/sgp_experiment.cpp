@@ -23,7 +23,7 @@ namespace {
 
 struct options {
     std::string model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir, dir = "runs/sgp", json,
-                rule = "sparsity", score = "gamma", sparsity_at = "input";
+                rule = "sparsity", score = "gamma", sparsity_at = "input", residual = "coupled";
     std::size_t baseline_epochs = 3, sparse_epochs = 3, rounds = 4, finetune_epochs = 1, final_epochs = 0, batch = 64,
                 threads = example::cores(), limit = 0, test_limit = 0, calib_images = 2048, round_to = 1,
                 min_channels = 2;
@@ -77,6 +77,10 @@ options parse(int argc, char** argv) {
            100);
     f.size("--round-to", o.round_to, "round kept channels up to a multiple of N", 1, 4096);
     f.size("--min-channels", o.min_channels, "never keep fewer channels per layer", 1, 4096);
+    f.choice("--residual", o.residual,
+             "channels joined by residual adds: coupled (one group, pruned together) or keep-stream (the stream "
+             "keeps its width; only channels inside blocks are pruned)",
+             {"coupled", "keep-stream"});
     f.real("--lr", o.lr, "learning rate of baseline and sparsity training (cosine schedule)", 0, 1e30);
     f.real("--finetune-lr", o.finetune_lr, "learning rate of the rounds' fine-tuning", 0, 1e30);
     f.real("--final-lr", o.final_lr, "learning rate of the final fine-tuning (default: --finetune-lr)", 0, 1e30);
@@ -202,6 +206,7 @@ int run(const options& o) {
     const double latency_full = batch1_latency_ms(sparse->net(), 20);
 
     pr::options po{.min_channels = o.min_channels, .round_to = o.round_to};
+    po.residual = o.residual == "coupled" ? pr::residual_policy::coupled : pr::residual_policy::keep_stream;
     pr::schedule_options so;
     so.max_rounds = o.rounds;
     so.finetune_epochs = o.finetune_epochs;
@@ -334,7 +339,8 @@ int run(const options& o) {
         if (!st.has("ns_pruning")) {
             std::cerr << "== Network Slimming global threshold at " << params_after << " parameters\n";
             ns->load_checkpoint(o.dir + "/sparse.npz");
-            const auto stats = pr::collect_stats(ns->net(), pr::scores::gamma_magnitude{}, calib, &ns->pool());
+            const auto stats =
+                pr::collect_stats(ns->net(), pr::scores::gamma_magnitude{}, calib, &ns->pool(), 0, po.residual);
             const auto rule = pr::global_for_budget(ns->net(), stats, params_after, po);
             const auto rep = pr::prune_with(ns->net(), stats, rule, po, "gamma_magnitude");
             st.set("ns_accuracy_pruned", ns->evaluate(test).accuracy);
@@ -401,6 +407,7 @@ int run(const options& o) {
             .field("final_lr", static_cast<double>(o.final_lr))
             .field("min_channels", o.min_channels)
             .field("round_to", o.round_to)
+            .field("residual", o.residual)
             .field("round_budget_points", static_cast<double>(o.round_budget))
             .field("target_params_removed_percent", static_cast<double>(o.target_params))
             .field("target_macs_removed_percent", static_cast<double>(o.target_macs))

@@ -80,12 +80,11 @@ TEST_CASE("channel groups of the families") {
 }
 
 TEST_CASE("a pruned residual network declares itself at its pruned widths") {
-    using net_t = sgp::sequential<
-        sgp::input<2, 8, 8>, named<"stem", conv3x3<6>>, batch_norm, relu,
-        residual<named<"conv1", conv3x3<4>>, named<"bn1", batch_norm>, relu, named<"conv2", conv3x3<6>>,
-                 named<"bn2", batch_norm>>,
-        residual<conv2d<8, 3, 2, 1>, batch_norm, shortcut<conv2d<8, 1, 2, 0>, batch_norm>>, global_avg_pool, flatten,
-        linear<3>>;
+    using net_t = sgp::sequential<sgp::input<2, 8, 8>, named<"stem", conv3x3<6>>, batch_norm, relu,
+                                  residual<named<"conv1", conv3x3<4>>, named<"bn1", batch_norm>, relu,
+                                           named<"conv2", conv3x3<6>>, named<"bn2", batch_norm>>,
+                                  residual<conv2d<8, 3, 2, 1>, batch_norm, shortcut<conv2d<8, 1, 2, 0>, batch_norm>>,
+                                  global_avg_pool, flatten, linear<3>>;
     net_t net;
     auto p = pr::current_plan(net);
     REQUIRE(p.layers.size() == 3);
@@ -93,12 +92,11 @@ TEST_CASE("a pruned residual network declares itself at its pruned widths") {
     p.layers[1].keep = {1, 3};
     p.layers[2].keep = {0, 1, 2, 3, 4};
     pr::apply(net, p);
-    using pruned_t = sgp::sequential<
-        sgp::input<2, 8, 8>, named<"stem", conv3x3<3>>, batch_norm, relu,
-        residual<named<"conv1", conv3x3<2>>, named<"bn1", batch_norm>, relu, named<"conv2", conv3x3<3>>,
-                 named<"bn2", batch_norm>>,
-        residual<conv2d<5, 3, 2, 1>, batch_norm, shortcut<conv2d<5, 1, 2, 0>, batch_norm>>, global_avg_pool, flatten,
-        linear<3>>;
+    using pruned_t = sgp::sequential<sgp::input<2, 8, 8>, named<"stem", conv3x3<3>>, batch_norm, relu,
+                                     residual<named<"conv1", conv3x3<2>>, named<"bn1", batch_norm>, relu,
+                                              named<"conv2", conv3x3<3>>, named<"bn2", batch_norm>>,
+                                     residual<conv2d<5, 3, 2, 1>, batch_norm, shortcut<conv2d<5, 1, 2, 0>, batch_norm>>,
+                                     global_avg_pool, flatten, linear<3>>;
     CHECK(net.active_parameter_count() == pruned_t::parameter_count);
     CHECK(net.active_macs() == pruned_t::macs);
     const std::string d = net.declaration();
@@ -125,8 +123,7 @@ TEST_CASE("a pruned residual network declares itself at its pruned widths") {
 }
 
 TEST_CASE("batch-norm recalibration re-estimates running statistics from data, nothing else") {
-    using net_t = sgp::sequential<sgp::input<1, 6, 6>, conv3x3<3>, batch_norm, relu, dropout<0.5f>, flatten,
-                                  linear<2>>;
+    using net_t = sgp::sequential<sgp::input<1, 6, 6>, conv3x3<3>, batch_norm, relu, dropout<0.5f>, flatten, linear<2>>;
     net_t net(4);
     sgp::dataset d;
     d.channels = 1;

@@ -365,11 +365,10 @@ using res_t = sgp::sequential<
              named<"bn2", batch_norm>, shortcut<conv2d<8, 1, 2, 0>, batch_norm>>,
     global_avg_pool, flatten, linear<3>>;
 // Inverted residual blocks: expansion, depthwise (following its producer), projection.
-using dw_t = sgp::sequential<sgp::input<2, 6, 6>, conv1x1<6>, batch_norm, relu6, depthwise3x3<>, batch_norm, relu6,
-                             conv1x1<4>, batch_norm,
-                             linear_residual<conv1x1<8>, batch_norm, relu6, depthwise3x3<>, batch_norm, relu6,
-                                             conv1x1<4>, batch_norm>,
-                             depthwise3x3<2>, batch_norm, relu, flatten, linear<3>>;
+using dw_t = sgp::sequential<
+    sgp::input<2, 6, 6>, conv1x1<6>, batch_norm, relu6, depthwise3x3<>, batch_norm, relu6, conv1x1<4>, batch_norm,
+    linear_residual<conv1x1<8>, batch_norm, relu6, depthwise3x3<>, batch_norm, relu6, conv1x1<4>, batch_norm>,
+    depthwise3x3<2>, batch_norm, relu, flatten, linear<3>>;
 // Two branches joined along channels, read by one convolution as two segments.
 using cat_t = sgp::sequential<sgp::input<2, 6, 6>, conv3x3<4>, batch_norm, relu,
                               concat<chain<conv1x1<3>, batch_norm, relu>, chain<conv3x3<5>, batch_norm, relu>>,

@@ -63,7 +63,8 @@ void check_sgd_steps(const sgp::npz_archive& a, const std::vector<float>& x, con
     const auto losses = doubles(a, "sgd_losses");
     for (int step = 0; step < 3; ++step) {
         const auto r = sgp::softmax_cross_entropy(net.forward(n, cx), labels.data(), k, n, dlogits.data());
-        if (exact || step == 0) CHECK(r.loss == doctest::Approx(losses[static_cast<std::size_t>(step)]).epsilon(tolerance));
+        if (exact || step == 0)
+            CHECK(r.loss == doctest::Approx(losses[static_cast<std::size_t>(step)]).epsilon(tolerance));
         net.backward(dlogits.data(), cx);
         net.for_each_tensor([&](const std::string& key, const sgp::tensor_ref& t) {
             if (t.grad) CHECK(st.step(o, o.lr, key, t));
@@ -159,8 +160,9 @@ void check_against_torch(const std::string& fixture, bool sgd_exact = true) {
         });
         CHECK(checked > 0);
     }
-    if (a.count("sgd_steps"))
-        SUBCASE("three SGD steps: weights and running statistics") { check_sgd_steps<Net>(a, xv, labels, sgd_exact); }
+    if (a.count("sgd_steps")) SUBCASE("three SGD steps: weights and running statistics") {
+            check_sgd_steps<Net>(a, xv, labels, sgd_exact);
+        }
 }
 
 }  // namespace

@@ -44,8 +44,8 @@ struct node {
     space in, out;
     cost (*cost_at)(std::size_t in, std::size_t out) = nullptr;  // null for joins
     cost declared;                                               // at the declared widths
-    bool scale = false;      // its channel scale scores channels (batch_norm)
-    bool rectifies = false;  // a rectifier's output (relu, relu6, add + relu)
+    bool scale = false;                                          // its channel scale scores channels (batch_norm)
+    bool rectifies = false;                                      // a rectifier's output (relu, relu6, add + relu)
     std::vector<std::size_t> operands;  // joins: the nodes whose outputs it joins (the input: none)
 };
 

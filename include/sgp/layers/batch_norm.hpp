@@ -11,8 +11,8 @@
 #include <string_view>
 #include <utility>
 
-#include "sgp/kernels/batch_norm.hpp"
 #include "sgp/core/literal.hpp"
+#include "sgp/kernels/batch_norm.hpp"
 #include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 

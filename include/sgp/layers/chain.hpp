@@ -52,6 +52,16 @@ concept takes_epilogue = requires(L& l, run_context& cx, const float* x, float* 
     l.forward_with(cx, x, y, n, kernels::conv_epilogue{});
 };
 
+// One assertion per layer, so that the compiler's notes name the layer and what it lacks.
+template <class L>
+constexpr bool meets_contract() {
+    static_assert(bound_layer<L>,
+                  "chain: a layer does not meet sgp's layer contract (layers/contract.hpp: role, cost_at, "
+                  "declaration, fold_int8, forward, backward); the notes below name what it lacks (g++: "
+                  "-fconcepts-diagnostics-depth=3 for the member)");
+    return true;
+}
+
 }  // namespace detail
 
 // Every tensor of layer l as (key, tensor_ref), keys under `path` as a PyTorch state_dict
@@ -112,10 +122,9 @@ struct chain {
             }
             (std::make_index_sequence<count>{});
         }
-        static constexpr bool contract_met = over_children([]<class... L>() { return (bound_layer<L> && ...); });
-        static_assert(contract_met,
-                      "chain: a layer does not meet sgp's layer contract (layers/contract.hpp: role, cost_at, "
-                      "declaration, fold_int8, forward, backward); the concept check below names what it lacks");
+        static constexpr bool contract_met =
+            over_children([]<class... L>() { return (detail::meets_contract<L>() && ...); });
+        static_assert(contract_met);
 
     public:
         static constexpr std::string_view kind = "chain";
@@ -129,8 +138,9 @@ struct chain {
         static constexpr std::size_t node_count =
             over_children([]<class... L>() { return (std::size_t{0} + ... + node_count_v<L>); });
         // Shape of activation i: shapes[0] is the input, shapes[i + 1] the output of child i.
-        static constexpr std::array<shape, count + 1> shapes =
-            over_children([]<class... L>() { return std::array<shape, count + 1>{In, L::out_shape...}; });
+        static constexpr std::array<shape, count + 1> shapes = over_children([]<class... L>() {
+            return std::array<shape, count + 1>{In, L::out_shape...};
+        });
         // The first node id of child i, relative to the chain's first.
         static constexpr std::array<std::size_t, count + 1> node_offset = over_children([]<class... L>() {
             std::array<std::size_t, count + 1> o{};
@@ -283,8 +293,8 @@ struct chain {
         std::string children_declaration() const {
             std::string s;
             [&]<std::size_t... I>(std::index_sequence<I...>) {
-                ((s += (I ? ",\n    " : "") +
-                       detail::named_declaration<decl_type<I>>(std::get<I>(children_).declaration())),
+                ((s +=
+                  (I ? ",\n    " : "") + detail::named_declaration<decl_type<I>>(std::get<I>(children_).declaration())),
                  ...);
             }
             (std::make_index_sequence<count>{});

@@ -145,8 +145,8 @@ struct concat {
         std::string declaration() const {
             std::string s = "sgp::layers::concat<";
             [&]<std::size_t... I>(std::index_sequence<I...>) {
-                ((s += (I ? ",\n    " : "") + detail::named_declaration<std::tuple_element_t<I, decls>>(
-                                                  std::get<I>(branches_).declaration())),
+                ((s += (I ? ",\n    " : "") +
+                       detail::named_declaration<std::tuple_element_t<I, decls>>(std::get<I>(branches_).declaration())),
                  ...);
             }
             (std::make_index_sequence<count>{});

@@ -80,8 +80,7 @@ struct int8_folder {
     void conv(std::size_t, std::size_t cin, std::size_t cout, std::size_t k, std::size_t stride, std::size_t pad,
               std::size_t oh, std::size_t ow, const float* weight, const float* bias);
     void linear(std::size_t, std::size_t cin, std::size_t cout, const float* weight, const float* bias);
-    void batch_norm(std::size_t, const float* gamma, const float* beta, const float* mean, const float* var,
-                    float eps);
+    void batch_norm(std::size_t, const float* gamma, const float* beta, const float* mean, const float* var, float eps);
     void relu(std::size_t);
     void max_pool(std::size_t, std::size_t k, std::size_t stride, std::size_t oh, std::size_t ow);
     void flatten(std::size_t);
@@ -120,27 +119,31 @@ concept leaf_layer = layer_common<L> && requires(std::size_t n) {
 
 // Surgery, by role: what pruning calls on the members of a channel group.
 template <class L>
-concept channel_producer = leaf_layer<L> && L::role == channel_role::produces &&
-                           requires(L& l, std::span<const std::size_t> keep, std::size_t group) {
-                               l.keep_outputs(keep);
-                               l.keep_inputs(keep, group);
-                               { l.channel_origin() } -> std::convertible_to<std::span<const std::size_t>>;
-                           };
+concept channel_producer = leaf_layer<L> &&
+                           L::role == channel_role::produces&& requires(L& l, std::span<const std::size_t> keep,
+                                                                        std::size_t group) {
+    l.keep_outputs(keep);
+    l.keep_inputs(keep, group);
+    { l.channel_origin() } -> std::convertible_to<std::span<const std::size_t>>;
+};
 template <class L>
-concept channel_follower =
-    leaf_layer<L> && L::role == channel_role::follows && requires(L& l, std::span<const std::size_t> keep) {
-        l.keep_channels(keep);
-    };
+concept channel_follower = leaf_layer<L> &&
+                           L::role == channel_role::follows&& requires(L& l, std::span<const std::size_t> keep) {
+    l.keep_channels(keep);
+};
 
 // A composite holds other layers: it numbers their nodes and describes them (composite.hpp).
 template <class L>
-concept composite_layer = layer_common<L> && requires { L::node_count; L::composite; };
+concept composite_layer = layer_common<L> && requires {
+    L::node_count;
+    L::composite;
+};
 
 // The contract: a leaf whose role has its surgery, or a composite.
 template <class L>
-concept bound_layer = composite_layer<L> || (leaf_layer<L> && (L::role != channel_role::produces ||
-                                                                channel_producer<L>)&&(L::role != channel_role::follows ||
-                                                                                       channel_follower<L>));
+concept bound_layer = composite_layer<L> ||
+    (leaf_layer<L> && (L::role != channel_role::produces || channel_producer<L>)&&(L::role != channel_role::follows ||
+                                                                                   channel_follower<L>));
 
 // Nodes a layer takes in the network's description: 1 for a leaf.
 template <class L>

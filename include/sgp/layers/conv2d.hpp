@@ -16,8 +16,8 @@
 #include "sgp/kernels/few_pixel_conv.hpp"
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/im2col.hpp"
-#include "sgp/layers/layer.hpp"
 #include "sgp/layers/contract.hpp"
+#include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
 

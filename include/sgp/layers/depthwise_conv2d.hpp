@@ -23,8 +23,9 @@ struct depthwise_conv2d {
 
     template <shape In>
     class bind {
-        static_assert(!In.flat, "depthwise_conv2d: its input is a flat feature vector (after flatten); convolutions "
-                                "need a C x H x W map");
+        static_assert(!In.flat,
+                      "depthwise_conv2d: its input is a flat feature vector (after flatten); convolutions "
+                      "need a C x H x W map");
         static_assert(In.h + 2 * P >= K && In.w + 2 * P >= K,
                       "depthwise_conv2d: the kernel is larger than the (padded) feature map it slides over");
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "sgp/core/rng.hpp"
 #include "sgp/core/literal.hpp"
+#include "sgp/core/rng.hpp"
 #include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "sgp/kernels/gemm.hpp"
-#include "sgp/layers/layer.hpp"
 #include "sgp/layers/contract.hpp"
+#include "sgp/layers/layer.hpp"
 
 namespace sgp::layers {
 
@@ -29,7 +29,9 @@ struct linear {
         static constexpr std::size_t macs = Out * In.c;
         static constexpr std::size_t workspace(std::size_t) { return 0; }
         static constexpr channel_role role = channel_role::produces;
-        static constexpr cost cost_at(std::size_t in, std::size_t out) { return {out * in + (Bias ? out : 0), out * in}; }
+        static constexpr cost cost_at(std::size_t in, std::size_t out) {
+            return {out * in + (Bias ? out : 0), out * in};
+        }
         std::string declaration() const {
             return "sgp::layers::linear<" + std::to_string(out_) + ", " + (Bias ? "true" : "false") + ">";
         }

@@ -31,7 +31,8 @@ struct relu6 {
 
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
             const std::size_t len = c_ * n * In.plane();
-            parallel_for(cx.pool, len, 4096, [&](std::size_t b, std::size_t e) { kernels::relu6(x + b, y + b, e - b); });
+            parallel_for(cx.pool, len, 4096,
+                         [&](std::size_t b, std::size_t e) { kernels::relu6(x + b, y + b, e - b); });
         }
         void backward(run_context& cx, const float*, const float* y, const float* dy, float* dx, std::size_t n) {
             if (!dx) return;

@@ -42,7 +42,8 @@ template <class... B, class S, class D, class... Ds>
 struct split_block<std::tuple<B...>, S, D, Ds...> {
     static constexpr bool sc = is_shortcut<D>::value;
     static_assert(!(sc && !std::is_void_v<S>), "residual: a block has at most one shortcut<...>");
-    using next = std::conditional_t<sc, split_block<std::tuple<B...>, D, Ds...>, split_block<std::tuple<B..., D>, S, Ds...>>;
+    using next =
+        std::conditional_t<sc, split_block<std::tuple<B...>, D, Ds...>, split_block<std::tuple<B..., D>, S, Ds...>>;
     using body = typename next::body;
     using shortcut_chain = typename next::shortcut_chain;
 };
@@ -216,8 +217,8 @@ struct residual_t {
         }
 
         std::string declaration() const {
-            std::string s = std::string("sgp::layers::") + (Relu ? "residual<" : "linear_residual<") +
-                            body_.children_declaration();
+            std::string s =
+                std::string("sgp::layers::") + (Relu ? "residual<" : "linear_residual<") + body_.children_declaration();
             if constexpr (!sc::identity) s += ",\n    sgp::layers::shortcut<" + shortcut_.children_declaration() + ">";
             return s + ">";
         }

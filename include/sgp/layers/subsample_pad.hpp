@@ -32,8 +32,10 @@ struct subsample_pad {
 
         void set_input_channels(std::size_t c) {
             if (c != In.c)
-                fail("subsample_pad", "its input keeps its " + std::to_string(In.c) + " channels (it is a barrier to "
-                                      "pruning), got " + std::to_string(c));
+                fail("subsample_pad", "its input keeps its " + std::to_string(In.c) +
+                                          " channels (it is a barrier to "
+                                          "pruning), got " +
+                                          std::to_string(c));
         }
         std::size_t input_channels() const { return In.c; }
         std::size_t out_channels() const { return Out; }

@@ -92,10 +92,11 @@ template <std::size_t In, std::size_t Out, std::size_t Stride, std::size_t T>
 struct inverted_residual {
     static constexpr std::size_t hidden = In * T;
     using depthwise = chain<depthwise3x3<Stride>, batch_norm, relu6>;
-    using conv = std::conditional_t<T == 1, chain<depthwise, conv1x1<Out>, batch_norm>,
-                                    chain<chain<conv1x1<hidden>, batch_norm, relu6>, depthwise, conv1x1<Out>, batch_norm>>;
-    using type = std::conditional_t<Stride == 1 && In == Out, linear_residual<named<"conv", conv>>,
-                                    chain<named<"conv", conv>>>;
+    using conv =
+        std::conditional_t<T == 1, chain<depthwise, conv1x1<Out>, batch_norm>,
+                           chain<chain<conv1x1<hidden>, batch_norm, relu6>, depthwise, conv1x1<Out>, batch_norm>>;
+    using type =
+        std::conditional_t<Stride == 1 && In == Out, linear_residual<named<"conv", conv>>, chain<named<"conv", conv>>>;
 };
 
 template <std::size_t Div, std::size_t I>

@@ -89,8 +89,8 @@ struct network<In, Classes, Shortcut, Width, std::index_sequence<S...>, Blocks..
 }  // namespace resnet_detail
 
 template <class In, std::size_t Classes, char Shortcut, std::size_t Width, std::size_t... Blocks>
-using resnet = typename resnet_detail::network<In, Classes, Shortcut, Width, std::make_index_sequence<sizeof...(Blocks)>,
-                                               Blocks...>::type;
+using resnet = typename resnet_detail::network<In, Classes, Shortcut, Width,
+                                               std::make_index_sequence<sizeof...(Blocks)>, Blocks...>::type;
 
 // ResNet-20 and ResNet-56 for CIFAR (He et al. 2016, section 4.2): 0.27 M and 0.85 M parameters.
 template <class In = input<1, 32, 32>, std::size_t Classes = 10, std::size_t Width = 16>

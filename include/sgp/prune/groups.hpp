@@ -23,10 +23,10 @@ enum class residual_policy {
 };
 
 struct channel_group {
-    std::size_t cls = 0;       // the class in the description
-    std::size_t producer = 0;  // the first producer's node id: the group's key in plans
-    std::string name;          // that producer's path ("features.3", "layer1.0.conv1")
-    std::size_t capacity = 0;  // declared channels
+    std::size_t cls = 0;                                       // the class in the description
+    std::size_t producer = 0;                                  // the first producer's node id: the group's key in plans
+    std::string name;                                          // that producer's path ("features.3", "layer1.0.conv1")
+    std::size_t capacity = 0;                                  // declared channels
     std::vector<std::size_t> producers, followers, consumers;  // node ids
     std::vector<std::size_t> scales;                           // batch norms among the followers
     std::vector<std::size_t> sites;                            // rectifier outputs in the group
@@ -68,7 +68,8 @@ inline std::vector<channel_group> find_groups(const graph::network_graph& g, res
         grp.name = g.nodes[grp.producer].path;
         out.push_back(std::move(grp));
     }
-    std::sort(out.begin(), out.end(), [](const channel_group& a, const channel_group& b) { return a.producer < b.producer; });
+    std::sort(out.begin(), out.end(),
+              [](const channel_group& a, const channel_group& b) { return a.producer < b.producer; });
     return out;
 }
 

@@ -24,6 +24,7 @@ struct layer_plan {
     std::size_t layer = 0;          // the group's first producer (conv2d / linear): its node id
     std::size_t capacity = 0;       // its declared channels
     std::vector<std::size_t> keep;  // kept declared channels, ascending
+    std::string name;               // the producer's path ("layer1.0.conv1"), for readers
 };
 
 struct plan {
@@ -69,8 +70,7 @@ void keep_active(Net& net, const channel_group& grp, const std::vector<std::size
         using L = std::remove_cvref_t<decltype(l)>;
         const auto& n = g.nodes[id];
         if constexpr (channel_producer<L>) {
-            if (member(grp.consumers, id))
-                l.keep_inputs(kept_positions(g, n.in, grp.cls, w, keep), input_factor(n));
+            if (member(grp.consumers, id)) l.keep_inputs(kept_positions(g, n.in, grp.cls, w, keep), input_factor(n));
             if (member(grp.producers, id)) l.keep_outputs(keep);
         } else if constexpr (channel_follower<L>) {
             if (member(grp.followers, id)) l.keep_channels(kept_positions(g, n.in, grp.cls, w, keep));
@@ -96,7 +96,8 @@ std::vector<std::size_t> kept_channels(Net& net, const channel_group& g) {
 template <class Net>
 plan current_plan(Net& net) {
     plan p{network_signature<Net>(), {}};
-    for (const auto& g : channel_groups<Net>()) p.layers.push_back({g.producer, g.capacity, kept_channels(net, g)});
+    for (const auto& g : channel_groups<Net>())
+        p.layers.push_back({g.producer, g.capacity, kept_channels(net, g), g.name});
     return p;
 }
 
@@ -109,11 +110,12 @@ void validate(const plan& p, const std::string& where) {
     for (const auto& lp : p.layers) {
         const std::string at = where + ": layer " + std::to_string(lp.layer);
         const auto& groups = channel_groups<Net>();
-        const auto g = std::find_if(groups.begin(), groups.end(),
-                                    [&](const channel_group& x) { return x.producer == lp.layer; });
+        const auto g =
+            std::find_if(groups.begin(), groups.end(), [&](const channel_group& x) { return x.producer == lp.layer; });
         if (g == groups.end())
-            fail(at, "is not a prunable layer (the first producer of a channel group, a conv2d or linear whose "
-                     "channels a batch_norm scales)");
+            fail(at,
+                 "is not a prunable layer (the first producer of a channel group, a conv2d or linear whose "
+                 "channels a batch_norm scales)");
         if (lp.capacity != g->capacity)
             fail(at,
                  "capacity " + std::to_string(lp.capacity) + ", the network declares " + std::to_string(g->capacity));
@@ -134,8 +136,8 @@ void apply(Net& net, const plan& p, const std::string& where = "pruning plan") {
     validate<Net>(p, where);
     for (const auto& lp : p.layers) {
         const auto& groups = channel_groups<Net>();
-        const auto& g = *std::find_if(groups.begin(), groups.end(),
-                                      [&](const channel_group& x) { return x.producer == lp.layer; });
+        const auto& g =
+            *std::find_if(groups.begin(), groups.end(), [&](const channel_group& x) { return x.producer == lp.layer; });
         const auto now = kept_channels(net, g);
         std::vector<std::size_t> keep;
         for (std::size_t c : lp.keep) {
@@ -154,7 +156,9 @@ inline std::string to_json(const plan& p) {
     j.begin_object().field("format", "sgp pruning plan 1").field("network", p.network);
     j.key("layers").begin_array();
     for (const auto& l : p.layers) {
-        j.begin_object().field("layer", l.layer).field("capacity", l.capacity).field("kept", l.keep.size());
+        j.begin_object().field("layer", l.layer);
+        if (!l.name.empty()) j.field("name", l.name);
+        j.field("capacity", l.capacity).field("kept", l.keep.size());
         j.key("keep").begin_array();
         for (auto c : l.keep) j.value(c);
         j.end_array().end_object();

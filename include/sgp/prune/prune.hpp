@@ -18,15 +18,15 @@
 namespace sgp::prune {
 
 struct options {
-    std::size_t min_channels = 2;         // never keep fewer (the source work's floor)
-    std::size_t round_to = 1;             // round kept counts up to a multiple (8 or 16 suit the DPU)
-    std::size_t calibration_batches = 0;  // 0: the whole calibration loader
+    std::size_t min_channels = 2;                         // never keep fewer (the source work's floor)
+    std::size_t round_to = 1;                             // round kept counts up to a multiple (8 or 16 suit the DPU)
+    std::size_t calibration_batches = 0;                  // 0: the whole calibration loader
     residual_policy residual = residual_policy::coupled;  // or keep the residual stream at full width
 };
 
 struct layer_report {
-    std::size_t layer = 0;  // the group's first producer (node id)
-    std::string kind, name;  // its kind and path
+    std::size_t layer = 0;                   // the group's first producer (node id)
+    std::string kind, name;                  // its kind and path
     std::size_t producers = 1, members = 0;  // layers creating the channels; layers narrowed in all
     std::size_t channels_before = 0, channels_after = 0;
     double next_zero_fraction = 0, relu_zero_fraction = 0;

@@ -37,8 +37,8 @@ struct round_report {
     std::size_t round = 0;
     std::size_t finetune_epochs = 0;
     report pruning;
-    double accuracy_surgery = 0;                  // right after surgery
-    double accuracy_pruned = 0;                   // after surgery and BN recalibration, before fine-tuning
+    double accuracy_surgery = 0;  // right after surgery
+    double accuracy_pruned = 0;   // after surgery and BN recalibration, before fine-tuning
     bool recalibrated = false;
     double accuracy_finetuned = 0;                // after fine-tuning
     double params_removed = 0, macs_removed = 0;  // fractions of the declared network

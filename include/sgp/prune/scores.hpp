@@ -5,8 +5,8 @@
 //   scores::taylor           mean over batches of |gamma_c * dL/dgamma_c|  (first-order Taylor)
 #include <cmath>
 #include <numeric>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sgp/data/loader.hpp"
@@ -110,8 +110,7 @@ private:
 // with the running statistics restored afterwards). At most max_batches batches (0: all).
 template <class Net, class Score>
 std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& calib, thread_pool* pool = nullptr,
-                                       std::size_t max_batches = 0,
-                                       residual_policy policy = residual_policy::coupled) {
+                                       std::size_t max_batches = 0, residual_policy policy = residual_policy::coupled) {
     const auto& groups = channel_groups<Net>(policy);
     const auto w = net.class_widths();
     std::vector<group_stats> out;
@@ -175,10 +174,12 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
                 for (auto id : groups[i].scales)
                     detail::with_node(net, id, [&](auto& bn) {
                         if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>) {
-                            const auto pos = detail::kept_positions(Net::graph(), Net::graph().nodes[id].in,
-                                                                    groups[i].cls, w, identity_positions(out[i].channels));
+                            const auto pos =
+                                detail::kept_positions(Net::graph(), Net::graph().nodes[id].in, groups[i].cls, w,
+                                                       identity_positions(out[i].channels));
                             for (std::size_t c = 0; c < out[i].channels; ++c)
-                                acc[i][c] += std::abs(static_cast<double>(bn.gamma()[pos[c]]) * bn.gamma_grad()[pos[c]]);
+                                acc[i][c] +=
+                                    std::abs(static_cast<double>(bn.gamma()[pos[c]]) * bn.gamma_grad()[pos[c]]);
                         }
                     });
         }

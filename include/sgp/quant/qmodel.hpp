@@ -122,7 +122,8 @@ public:
         for (std::size_t o = 0; o < q.cout; ++o) {
             // y = gamma (x - mean) / sqrt(var + eps) + beta, with x = W v + b
             const double s = static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + eps);
-            for (std::size_t t = 0; t < taps; ++t) q.weight[o * taps + t] = static_cast<float>(q.weight[o * taps + t] * s);
+            for (std::size_t t = 0; t < taps; ++t)
+                q.weight[o * taps + t] = static_cast<float>(q.weight[o * taps + t] * s);
             q.bias[o] = static_cast<float>((q.bias[o] - mean[o]) * s + beta[o]);
         }
     }
