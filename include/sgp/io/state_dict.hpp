@@ -45,7 +45,8 @@ void read_state_dict(Net& net, const npz_archive& a, const std::string& path, co
     prune::plan p{prune::network_signature<Net>(), {}};
     for (const auto& g : prune::channel_groups<Net>()) {
         const auto it = a.find(prefix + "prune." + g.name + ".keep");
-        if (it != a.end()) p.layers.push_back({g.producer, g.capacity, it->second.to_indices(path + ":" + it->first)});
+        if (it != a.end())
+            p.layers.push_back({g.producer, g.capacity, it->second.to_indices(path + ":" + it->first), g.name});
     }
     if (!p.layers.empty()) prune::apply(net, p, path);
     std::set<std::string> used;
