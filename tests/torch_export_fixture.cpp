@@ -36,8 +36,7 @@ void write_fixture(const char* path, std::uint64_t seed) {
         for (std::size_t c = 0; c < k; ++c) logits[i * k + c] = out[c * n + i];
     sgp::npz_archive a;
     sgp::add_state_dict(net, a);
-    a["input"] = sgp::npy_array::from_floats(
-        x.data(), {n, Net::input_shape.c, Net::input_shape.h, Net::input_shape.w});
+    a["input"] = sgp::npy_array::from_floats(x.data(), {n, Net::input_shape.c, Net::input_shape.h, Net::input_shape.w});
     a["sgp_eval_logits"] = sgp::npy_array::from_floats(logits.data(), {n, k});
     sgp::save_npz(path, a);
 }
