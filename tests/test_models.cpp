@@ -176,3 +176,20 @@ TEST_CASE("batch-norm recalibration re-estimates running statistics from data, n
     });
     CHECK(after == weights);
 }
+
+TEST_CASE("a copy of a network copies its layers, not its batch buffers") {
+    using net_t = m::resnet<sgp::input<1, 8, 8>, 3, 'B', 4, 1, 1>;
+    net_t net(3);
+    net.reserve(16);
+    const auto x = sgp_test::random_vector(16 * 64, 4);
+    std::copy(x.begin(), x.end(), net.input_buffer());
+    const float* y = net.forward(16, {});
+    const std::vector<float> out(y, y + 3 * 16);
+    net_t copy = net;
+    CHECK(copy.capacity() == 0);  // an undo point or a second trainer holds weights only
+    CHECK_THROWS_WITH_AS(copy.forward(16, {}), doctest::Contains("call reserve first"), sgp::error);
+    copy.reserve(16);
+    std::copy(x.begin(), x.end(), copy.input_buffer());
+    const float* z = copy.forward(16, {});
+    CHECK(std::vector<float>(z, z + 3 * 16) == out);
+}

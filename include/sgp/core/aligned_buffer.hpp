@@ -72,3 +72,37 @@ private:
 };
 
 }  // namespace sgp
+
+namespace sgp {
+
+// Memory that belongs to one network object (activations, gradients, scratch) and the batch
+// size it is sized for: a copy of the network starts without it and sizes its own at its
+// next reserve, so that copying a trained network (an undo point in the pruning rounds, a
+// second trainer) copies weights, not batches of activations (MobileNetV2 at batch 256: 3 GB).
+template <class T>
+class transient_buffer : public aligned_buffer<T> {
+public:
+    transient_buffer() = default;
+    transient_buffer(const transient_buffer&) : aligned_buffer<T>() {}
+    transient_buffer& operator=(const transient_buffer& o) {
+        if (this != &o) aligned_buffer<T>::operator=(aligned_buffer<T>());
+        return *this;
+    }
+    transient_buffer(transient_buffer&&) noexcept = default;
+    transient_buffer& operator=(transient_buffer&&) noexcept = default;
+};
+
+// The batch a network object's transient buffers are sized for: 0 in a copy.
+struct transient_capacity {
+    std::size_t value = 0;
+    transient_capacity() = default;
+    transient_capacity(const transient_capacity&) {}
+    transient_capacity& operator=(const transient_capacity& o) {
+        if (this != &o) value = 0;
+        return *this;
+    }
+    transient_capacity(transient_capacity&&) noexcept = default;
+    transient_capacity& operator=(transient_capacity&&) noexcept = default;
+};
+
+}  // namespace sgp

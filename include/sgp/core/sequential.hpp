@@ -164,8 +164,8 @@ public:
     // Sizes every buffer for batches of up to `batch` images. Nothing is allocated by
     // forward/backward for batches no larger than this.
     void reserve(std::size_t batch) {
-        if (batch <= capacity_) return;
-        capacity_ = batch;
+        if (batch <= capacity_.value) return;
+        capacity_.value = batch;
         input_.resize(batch * input_shape.size());
         output_.resize(batch * output_shape.size());
         body_.reserve(batch);
@@ -173,10 +173,10 @@ public:
         scratch_[0].resize(work);
         scratch_[1].resize(work);
     }
-    std::size_t capacity() const { return capacity_; }
+    std::size_t capacity() const { return capacity_.value; }
 
     // The input buffer, channel-major [C][n][H][W]; fill it, then call forward(n, ...).
-    float* input_buffer() { return capacity_ == 0 ? nullptr : input_.data(); }
+    float* input_buffer() { return capacity_.value == 0 ? nullptr : input_.data(); }
 
     // Copies NCHW images (the usual layout of a data set or of PyTorch) into the input buffer.
     void set_input_nchw(const float* x, std::size_t n) {
@@ -190,9 +190,9 @@ public:
     // Runs the network on the n images in the input buffer. Returns the output,
     // [out channels][n] (channel-major), valid until the next forward.
     const float* forward(std::size_t n, run_context cx) {
-        if (n == 0 || n > capacity_)
+        if (n == 0 || n > capacity_.value)
             fail("sequential::forward", "batch of " + std::to_string(n) + " images, buffers reserved for " +
-                                            std::to_string(capacity_) + " (call reserve first)");
+                                            std::to_string(capacity_.value) + " (call reserve first)");
         cx.scratch = &scratch_[0];
         cx.scratch2 = &scratch_[1];
         cx.layer_index = 0;
@@ -231,8 +231,11 @@ public:
 
 private:
     body_type body_;
-    aligned_buffer<float> input_, output_, scratch_[2];
-    std::size_t capacity_ = 0, last_n_ = 0;
+    // A copy of a network copies its layers (weights, statistics, widths), not its batch
+    // buffers: it reserves its own (core/aligned_buffer.hpp's transient_buffer).
+    transient_buffer<float> input_, output_, scratch_[2];
+    transient_capacity capacity_;
+    std::size_t last_n_ = 0;
 };
 
 }  // namespace sgp

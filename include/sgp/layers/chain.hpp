@@ -209,8 +209,8 @@ struct chain {
         std::size_t out_channels() const { return std::get<count - 1>(children_).out_channels(); }
 
         void reserve(std::size_t n) {
-            if (n <= capacity_) return;
-            capacity_ = n;
+            if (n <= capacity_.value) return;
+            capacity_.value = n;
             std::size_t grad = 0;
             for (std::size_t i = 1; i < count; ++i) {
                 acts_[i].resize(n * shapes[i].size());
@@ -357,11 +357,11 @@ struct chain {
         }
 
         children_type children_;
-        std::array<aligned_buffer<float>, count + 1> acts_;  // [1, count): the inner activations
+        std::array<transient_buffer<float>, count + 1> acts_;  // [1, count): the inner activations
         std::array<bool, count + 1> formed_{};
         std::pair<const float*, float*> ends_{nullptr, nullptr};
-        aligned_buffer<float> grad_[2];
-        std::size_t capacity_ = 0;
+        transient_buffer<float> grad_[2];
+        transient_capacity capacity_;
     };
 };
 

@@ -82,8 +82,8 @@ struct concat {
         }
 
         void reserve(std::size_t n) {
-            if (n <= capacity_) return;
-            capacity_ = n;
+            if (n <= capacity_.value) return;
+            capacity_.value = n;
             dxb_.resize(n * In.size());
             for_each_branch([&](std::size_t, auto& b) { reserve_layer(b, n); });
         }
@@ -193,8 +193,9 @@ struct concat {
         }
 
         branches_type branches_;
-        aligned_buffer<float> dxb_;
-        std::size_t cin_ = In.c, capacity_ = 0;
+        transient_buffer<float> dxb_;
+        transient_capacity capacity_;
+        std::size_t cin_ = In.c;
     };
 };
 

@@ -118,7 +118,8 @@ struct depthwise_conv2d {
             if (scratch_.size() < need) scratch_.resize(need);
             return scratch_.data();
         }
-        aligned_buffer<float> weight_, dweight_, bias_, dbias_, scratch_;
+        aligned_buffer<float> weight_, dweight_, bias_, dbias_;
+        transient_buffer<float> scratch_;
         std::size_t c_ = In.c;
     };
 };

@@ -124,8 +124,8 @@ struct residual_t {
         std::size_t out_channels() const { return body_.out_channels(); }
 
         void reserve(std::size_t n) {
-            if (n <= capacity_) return;
-            capacity_ = n;
+            if (n <= capacity_.value) return;
+            capacity_.value = n;
             body_.reserve(n);
             body_out_.resize(n * out_shape.size());
             dz_.resize(Relu ? n * out_shape.size() : 0);
@@ -238,8 +238,9 @@ struct residual_t {
         }
         body_type body_;
         [[no_unique_address]] shortcut_type shortcut_;
-        aligned_buffer<float> body_out_, shortcut_out_, dz_, dxs_;
-        std::size_t cin_ = In.c, capacity_ = 0;
+        transient_buffer<float> body_out_, shortcut_out_, dz_, dxs_;
+        transient_capacity capacity_;
+        std::size_t cin_ = In.c;
     };
 };
 
