@@ -25,9 +25,9 @@ struct options {
 };
 
 struct layer_report {
-    std::size_t layer = 0;                   // the group's first producer (node id)
-    std::string kind, name;                  // its kind and path
-    std::size_t producers = 1, members = 0;  // layers creating the channels; layers narrowed in all
+    std::size_t layer = 0;      // the group's first producer (node id)
+    std::string kind, name;     // its kind and path
+    std::size_t producers = 1;  // layers creating the channels (several when residual adds join them)
     std::size_t channels_before = 0, channels_after = 0;
     double next_zero_fraction = 0, relu_zero_fraction = 0;
     bool emptied = false;  // the rule alone would have removed every channel
@@ -78,7 +78,6 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
         l.kind = std::string(Net::graph().nodes[s.group.producer].kind);
         l.name = s.group.name;
         l.producers = s.group.producers.size();
-        l.members = s.group.producers.size() + s.group.followers.size() + s.group.consumers.size();
         l.channels_before = s.channels;
         l.next_zero_fraction = s.next_zero_fraction;
         l.relu_zero_fraction = s.relu_zero_fraction;

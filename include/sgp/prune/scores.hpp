@@ -35,14 +35,21 @@ struct taylor {
 };
 }  // namespace scores
 
-// 0, 1, ..., n - 1.
-inline std::vector<std::size_t> identity_positions(std::size_t n) {
-    std::vector<std::size_t> v(n);
-    std::iota(v.begin(), v.end(), std::size_t{0});
-    return v;
-}
-
 namespace detail {
+
+// Where class `cls`'s channels sit in space s (a batch norm after a concat holds several
+// classes side by side): their positions among s's active channels, in the class's order.
+inline std::vector<std::size_t> class_positions(const graph::network_graph& g, const graph::space& s, std::size_t cls,
+                                                const std::vector<std::size_t>& w) {
+    std::vector<std::size_t> out;
+    std::size_t at = 0;
+    for (const auto& seg : s) {
+        if (g.root(seg.cls) == cls)
+            for (std::size_t k = 0; k < w[seg.cls]; ++k) out.push_back(at + k);
+        at += w[seg.cls];
+    }
+    return out;
+}
 
 // Calls f(layer) for the leaf at node id.
 template <class Net, class F>
@@ -115,23 +122,34 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
     const auto w = net.class_widths();
     std::vector<group_stats> out;
     // A group's score: the mean over its batch norms of |gamma| (one batch norm: |gamma| itself).
+    // Each scale node's channel positions of its group, found once.
+    std::vector<std::vector<std::pair<std::size_t, std::vector<std::size_t>>>> scale_at(groups.size());
+    for (std::size_t i = 0; i < groups.size(); ++i)
+        for (auto id : groups[i].scales)
+            scale_at[i].emplace_back(
+                id, detail::class_positions(Net::graph(), Net::graph().nodes[id].in, groups[i].cls, w));
+    // f(group, positions, layer) for every group's batch norms, in one walk over the network.
+    auto for_each_scale = [&](auto&& f) {
+        net.for_each_node([&](std::size_t id, auto& bn) {
+            if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>)
+                for (std::size_t i = 0; i < groups.size(); ++i)
+                    for (const auto& [sid, pos] : scale_at[i])
+                        if (sid == id) f(i, pos, bn);
+        });
+    };
     for (const auto& g : groups) {
         group_stats s;
         s.group = g;
         s.channels = w[g.cls];
         s.score.assign(s.channels, 0.f);
-        for (auto id : g.scales)
-            detail::with_node(net, id, [&](auto& bn) {
-                if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>) {
-                    const auto pos = detail::kept_positions(Net::graph(), Net::graph().nodes[id].in, g.cls, w,
-                                                            identity_positions(s.channels));
-                    for (std::size_t c = 0; c < s.channels; ++c) s.score[c] += std::abs(bn.gamma()[pos[c]]);
-                }
-            });
-        if (g.scales.size() > 1)
-            for (auto& v : s.score) v /= static_cast<float>(g.scales.size());
         out.push_back(std::move(s));
     }
+    for_each_scale([&](std::size_t i, const std::vector<std::size_t>& pos, auto& bn) {
+        for (std::size_t c = 0; c < out[i].channels; ++c) out[i].score[c] += std::abs(bn.gamma()[pos[c]]);
+    });
+    for (std::size_t i = 0; i < groups.size(); ++i)
+        if (groups[i].scales.size() > 1)
+            for (auto& v : out[i].score) v /= static_cast<float>(groups[i].scales.size());
     calib.check_network(Net::input_shape, Net::output_shape.size(), "the network being scored");
     net.reserve(calib.options().batch);
     std::vector<int> labels(calib.options().batch);
@@ -170,18 +188,10 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
             const float* logits = net.forward(n, cx);
             softmax_cross_entropy(logits, labels.data(), net.widths().back(), n, dlogits.data());
             net.backward(dlogits.data(), cx);
-            for (std::size_t i = 0; i < groups.size(); ++i)
-                for (auto id : groups[i].scales)
-                    detail::with_node(net, id, [&](auto& bn) {
-                        if constexpr (has_channel_scale_v<std::remove_cvref_t<decltype(bn)>>) {
-                            const auto pos =
-                                detail::kept_positions(Net::graph(), Net::graph().nodes[id].in, groups[i].cls, w,
-                                                       identity_positions(out[i].channels));
-                            for (std::size_t c = 0; c < out[i].channels; ++c)
-                                acc[i][c] +=
-                                    std::abs(static_cast<double>(bn.gamma()[pos[c]]) * bn.gamma_grad()[pos[c]]);
-                        }
-                    });
+            for_each_scale([&](std::size_t i, const std::vector<std::size_t>& pos, auto& bn) {
+                for (std::size_t c = 0; c < out[i].channels; ++c)
+                    acc[i][c] += std::abs(static_cast<double>(bn.gamma()[pos[c]]) * bn.gamma_grad()[pos[c]]);
+            });
         }
         for (std::size_t i = 0; i < groups.size(); ++i)
             for (std::size_t c = 0; c < out[i].channels; ++c)
