@@ -140,6 +140,7 @@ int run(const options& o) {
         sgp::json_writer j;
         j.begin_object()
             .field("model", o.model)
+            .field("cpu", sgp::cpu_model())
             .field("weights", o.weights)
             .field("calibration", o.calibration)
             .field("calibration_images", cal.images())

@@ -377,6 +377,7 @@ int run(const options& o) {
         sgp::json_writer j;
         j.begin_object()
             .field("model", o.model)
+            .field("cpu", sgp::cpu_model())
             .field("rule", o.rule == "sparsity" ? std::string("activation_sparsity") : o.rule)
             .field("sparsity_measured_at", o.sparsity_at == "relu" ? "relu_output" : "consumer_input")
             .field("score", o.score)

@@ -121,6 +121,7 @@ int run(const options& o) {
         sgp::json_writer j;
         j.begin_object()
             .field("model", o.model)
+            .field("cpu", sgp::cpu_model())
             .field("parameters", Net::parameter_count)
             .field("macs", Net::macs)
             .field("epochs", t.epochs_done())

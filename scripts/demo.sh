@@ -5,14 +5,16 @@
 #   layer-wise pruning and fine-tuning, then a final fine-tuning (and Network Slimming at the
 #   same budget, for comparison), 4. quantization to the DPU's power-of-two INT8 and its test
 #   accuracy (fast int8 path, checked against the DPU's arithmetic on every image),
-#   5. export: the .xmodel for vai_c_xir and a static C++ header of the pruned network.
+#   5. export: the .xmodel for vai_c_xir and a static C++ header of the pruned network,
+#   6. the layer-wise report of the network before and after pruning (workload, memory, CPU
+#      time, int8 error, DPU estimate; docs/analysis.md) and its plots.
 # Everything lands in runs/pipeline/; a rerun resumes the training stages where they stopped.
 # Extra arguments go to the SGP stage, e.g.  scripts/demo.sh --limit 0   (all 60,000 images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset default -DSGP_BUILD_TESTS=OFF -DSGP_BUILD_BENCH=OFF >/dev/null
-cmake --build build/default --target sgp_experiment quantize sgp_xmodel_info -j 2
+cmake --build build/default --target sgp_experiment quantize sgp_xmodel_info sgp_report -j 2
 bin=build/default/examples
 run=runs/pipeline
 mkdir -p "$run"
@@ -27,4 +29,12 @@ echo "== 4-5. quantize to INT8, int8 accuracy, export .xmodel and header"
 "$bin/sgp-xmodel-info" "$run/model.xmodel" > "$run/model_info.txt"  # ops, shapes, fix points
 head -n 1 "$run/model_info.txt"
 
-echo "results: $run/sgp.json (pruning), $run/quant.json (int8), $run/model.xmodel ($run/model_info.txt), $run/model.hpp"
+echo "== 6. layer-wise report, before and after pruning"
+mkdir -p "$run/report"
+"$bin/sgp-report" --model demo --weights "$run/train/baseline.npz" --out "$run/report/before"
+"$bin/sgp-report" --model demo --weights "$run/train/sgp.npz" --out "$run/report/after"
+/usr/bin/python3 scripts/plot_report.py --report "$run/report/after.json" --before "$run/report/before.json" \
+  --experiment "$run/sgp.json" --out "$run/report" --title "demo VGG13-BN (1/4 width), Fashion-MNIST"
+
+echo "results: $run/sgp.json (pruning), $run/quant.json (int8), $run/model.xmodel ($run/model_info.txt), $run/model.hpp,"
+echo "         $run/report/ (after.md: the layer-wise table; *.png: its plots)"

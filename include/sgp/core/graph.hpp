@@ -34,6 +34,8 @@ using space = std::vector<segment>;
 
 enum class node_type { leaf, add, concat };
 
+inline constexpr std::size_t no_node = static_cast<std::size_t>(-1);
+
 struct node {
     std::size_t id = 0;
     std::string path;  // "layer1.0.conv1"; the index in its chain when not named
@@ -47,6 +49,10 @@ struct node {
     bool scale = false;                                          // its channel scale scores channels (batch_norm)
     bool rectifies = false;                                      // a rectifier's output (relu, relu6, add + relu)
     std::vector<std::size_t> operands;  // joins: the nodes whose outputs it joins (the input: none)
+    std::size_t source = no_node;       // leaves: the node whose output it reads (no_node: the input)
+    // Window of a convolution or pool (1, 1, 0 for other layers): for reports and cost models.
+    std::size_t kernel = 1, stride = 1, padding = 0;
+    bool windowed = false;  // the layer states a window (kernel, stride)
 };
 
 struct channel_class {
@@ -56,12 +62,13 @@ struct channel_class {
     bool fixed = false;
 };
 
-inline constexpr std::size_t no_node = static_cast<std::size_t>(-1);
-
 class network_graph {
 public:
     std::vector<node> nodes;
     std::vector<channel_class> classes;
+    // The node whose output the next described node reads (no_node: the network input).
+    // Composites set it back to their input before describing a second branch.
+    std::size_t current = no_node;
 
     std::size_t root(std::size_t c) const {
         while (classes[c].parent != c) c = classes[c].parent;
@@ -111,6 +118,11 @@ public:
         n.declared = cost{L::parameter_count, L::macs};
         n.scale = has_channel_scale_v<L>;
         n.rectifies = rectifies_v<L>;
+        n.source = current;
+        if constexpr (requires { L::kernel, L::stride; }) {
+            n.kernel = L::kernel, n.stride = L::stride, n.windowed = true;
+            if constexpr (requires { L::padding; }) n.padding = L::padding;
+        }
         switch (L::role) {
             case channel_role::produces:
                 n.out = {{new_class(L::out_shape.c, n.id), 1}};
@@ -133,6 +145,7 @@ public:
         if (L::role == channel_role::follows)
             for (const auto& g : in)
                 if (g.factor != 1) fix(in);
+        current = n.id;
         nodes.push_back(std::move(n));
         return nodes.back().out;
     }
@@ -161,6 +174,7 @@ public:
         n.out = a;
         n.rectifies = relu;
         n.operands = {node_a, node_b};
+        current = n.id;
         nodes.push_back(std::move(n));
         return nodes.back().out;
     }
@@ -176,12 +190,10 @@ public:
         for (const auto& p : parts) n.out.insert(n.out.end(), p.begin(), p.end());
         n.in = n.out;
         n.operands = std::move(operands);
+        current = n.id;
         nodes.push_back(std::move(n));
         return nodes.back().out;
     }
-
-    // The last node's id (the producer of the current activation), or no_node before any.
-    std::size_t last() const { return nodes.empty() ? no_node : nodes.size() - 1; }
 
 private:
     void unite(std::size_t a, std::size_t b) {

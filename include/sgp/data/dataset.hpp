@@ -29,6 +29,20 @@ struct dataset {
         }
         return d;
     }
+    // Images first .. first + n - 1 (refused past the end).
+    dataset slice(std::size_t first, std::size_t n) const {
+        if (first > size() || n > size() - first)
+            fail(source, "images " + std::to_string(first) + " to " + std::to_string(first + n) + " asked, it has " +
+                             std::to_string(size()));
+        dataset d;
+        d.source = source + " (" + std::to_string(n) + " images from " + std::to_string(first) + ")";
+        d.channels = channels, d.height = height, d.width = width, d.classes = classes;
+        const auto* p = images.data() + first * image_size();
+        d.images.assign(p, p + n * image_size());
+        d.labels.assign(labels.begin() + static_cast<std::ptrdiff_t>(first),
+                        labels.begin() + static_cast<std::ptrdiff_t>(first + n));
+        return d;
+    }
 };
 
 }  // namespace sgp

@@ -133,9 +133,10 @@ struct concat {
         static graph::space describe(graph::network_graph& g, const std::string& path, const graph::space& in) {
             std::vector<graph::space> parts;
             std::vector<std::size_t> ends;
+            const std::size_t before = g.current;  // every branch reads the concat's input
             [&]<std::size_t... I>(std::index_sequence<I...>) {
-                ((parts.push_back(sgp::layers::describe<branch_type<I>>(g, join(path, I), in)),
-                  ends.push_back(g.last())),
+                ((g.current = before, parts.push_back(sgp::layers::describe<branch_type<I>>(g, join(path, I), in)),
+                  ends.push_back(g.current)),
                  ...);
             }
             (std::make_index_sequence<count>{});

@@ -204,14 +204,15 @@ struct residual_t {
             if constexpr (!sc::identity) shortcut_.for_each_node(base + body_type::node_count, f);
         }
         static graph::space describe(graph::network_graph& g, const std::string& path, const graph::space& in) {
-            const std::size_t before = g.last();
+            const std::size_t before = g.current;
             const auto b = body_type::describe(g, path, in);
-            const std::size_t body_node = g.last();
+            const std::size_t body_node = g.current;
             graph::space s = in;
             std::size_t shortcut_node = before;
             if constexpr (!sc::identity) {
+                g.current = before;  // the shortcut reads the block's input
                 s = shortcut_type::describe(g, detail::join_path(path, "shortcut"), in);
-                shortcut_node = g.last();
+                shortcut_node = g.current;
             }
             return g.add(path, b, s, body_node, shortcut_node, out_shape, Relu);
         }

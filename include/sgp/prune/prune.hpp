@@ -30,7 +30,9 @@ struct layer_report {
     std::size_t producers = 1;  // layers creating the channels (several when residual adds join them)
     std::size_t channels_before = 0, channels_after = 0;
     double next_zero_fraction = 0, relu_zero_fraction = 0;
-    bool emptied = false;  // the rule alone would have removed every channel
+    bool emptied = false;       // the rule alone would have removed every channel
+    std::vector<float> scores;  // every channel's score before the step (for the reports' histograms)
+    float threshold = 0;        // the lowest kept score
 };
 
 struct report {
@@ -85,7 +87,11 @@ report prune_with(Net& net, const std::vector<group_stats>& stats, const Rule& r
         l.emptied = rule_keep == 0 && s.channels > 0;
         const std::size_t keep = apply_options(rule_keep, s.channels, o);
         l.channels_after = keep;
-        if (keep < s.channels) detail::keep_active(net, s.group, top_channels(s.score, keep));
+        l.scores = s.score;
+        const auto kept = top_channels(s.score, keep);
+        l.threshold = kept.empty() ? 0.f : s.score[kept.front()];
+        for (std::size_t k : kept) l.threshold = std::min(l.threshold, s.score[k]);
+        if (keep < s.channels) detail::keep_active(net, s.group, kept);
         r.layers.push_back(l);
     }
     const auto after = net.active_cost();
@@ -133,7 +139,7 @@ inline void write_json(json_writer& j, const report& r) {
         .field("macs_after", r.macs_after)
         .field("emptied_layers", r.emptied_layers());
     j.key("layers").begin_array();
-    for (const auto& l : r.layers)
+    for (const auto& l : r.layers) {
         j.begin_object()
             .field("layer", l.layer)
             .field("name", std::to_string(l.layer) + " " + l.kind)
@@ -144,7 +150,11 @@ inline void write_json(json_writer& j, const report& r) {
             .field("next_zero_fraction", l.next_zero_fraction)
             .field("relu_zero_fraction", l.relu_zero_fraction)
             .field("emptied", l.emptied)
-            .end_object();
+            .field("threshold", static_cast<double>(l.threshold));
+        j.key("scores").begin_array();
+        for (float v : l.scores) j.value(static_cast<double>(v));
+        j.end_array().end_object();
+    }
     j.end_array().end_object();
 }
 

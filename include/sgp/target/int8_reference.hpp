@@ -5,8 +5,10 @@
 // saturation to int8; max pool on int8; the last op's output dequantized to float. Plain
 // loops: the reference that the fast int8 path must match bit for bit.
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "sgp/quant/calibrate.hpp"
@@ -71,6 +73,12 @@ public:
     }
 
     void run(const float* x, float* out) {
+        run(x, out, [](std::size_t, const std::vector<std::int8_t>&, int) {});
+    }
+    // The same, calling after_op(i, y, fp) with op i's int8 output y at fix point fp
+    // (per-op error against float, analysis/sqnr.hpp).
+    template <std::invocable<std::size_t, const std::vector<std::int8_t>&, int> F>
+    void run(const float* x, float* out, F&& after_op) {
         const std::size_t n = m_.c * m_.h * m_.w;
         a_.resize(n);
         for (std::size_t i = 0; i < n; ++i) a_[i] = quant::quantize(x[i], m_.fp_in);
@@ -86,6 +94,7 @@ public:
                 max_pool_reference(p, a_.data(), b_.data());
             }
             a_.swap(b_);
+            after_op(static_cast<std::size_t>(&op - m_.ops.data()), std::as_const(a_), fp);
         }
         for (std::size_t i = 0; i < a_.size(); ++i) out[i] = quant::dequantize(a_[i], fp);
     }

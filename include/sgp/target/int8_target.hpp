@@ -7,6 +7,7 @@
 // the whole map (the same sums in the layout of the fast path).
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -116,8 +117,16 @@ public:
 
     // One image x ([C][H][W] float) -> out (outputs() floats, [C][H][W], dequantized).
     void run(const float* x, float* out) {
+        run(x, out, [](std::size_t) {});
+    }
+    // The same, calling after_step(s) after each step: 0 the input's quantization, i + 1 op i,
+    // ops + 1 the output's dequantization (per-op timing, analysis/profile.hpp).
+    template <std::invocable<std::size_t> F>
+    void run(const float* x, float* out, F&& after_step) {
         quantize_input(x);
-        for (auto& o : ops_) {
+        after_step(std::size_t{0});
+        for (std::size_t i = 0; i < ops_.size(); ++i) {
+            op& o = ops_[i];
             if (o.pool) {
                 map& a = maps_[o.in];
                 map& b = maps_[o.out];
@@ -126,9 +135,12 @@ public:
             } else {
                 o.run(o.args);
             }
+            after_step(i + 1);
         }
         read_output(out);
+        after_step(ops_.size() + 1);
     }
+    std::size_t op_count() const { return ops_.size(); }
     // n images, one after another.
     void run(const float* x, float* out, std::size_t n) {
         const std::size_t in = maps_[0].c * maps_[0].h * maps_[0].w;
