@@ -524,3 +524,11 @@ TEST_CASE("rules and scores run per group on a residual network, in both residua
         CHECK(copy.active_parameter_count() == rep.params_after);
     }
 }
+
+TEST_CASE("the committed pruning plan's network signature is the current network's") {
+    // Plans refuse another network by this string: a change to the description must not
+    // change it for existing networks (docs/results holds a plan users apply).
+    const std::string path = std::string(SGP_GOLDEN_DIR) + "/../../docs/results/sgp_vgg13bn_source_plan.json";
+    const auto plan = sgp::parse_json(sgp::read_file_bytes(path), path);
+    CHECK(plan.at("network", path).text(path) == pr::network_signature<sgp::models::vgg13bn_source<>>());
+}
