@@ -14,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/results/bench.json}
-cmake --preset default >/dev/null
+# Explicit: a build folder configured by scripts/demo.sh has the benchmarks switched off.
+cmake --preset default -DSGP_BUILD_BENCH=ON >/dev/null
 cmake --build build/default --target bench_train_throughput bench_inference bench_kernels bench_int8 -j 2 >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
