@@ -373,9 +373,16 @@ int run(const options& o) {
         100.0 * (1 - static_cast<double>(params_after) / Net::parameter_count),
         100.0 * (1 - static_cast<double>(macs_after) / Net::macs), 100 * st.number("ns_accuracy"), latency_full,
         latency_pruned, latency_full / latency_pruned);
+    // A run whose rounds were all undone (or cut nothing) has no pruned network to report: the
+    // job failed, though every stage ran (its figures are still written, marked as a failure).
+    const bool pruned_nothing = params_after == Net::parameter_count;
     if (!o.json.empty()) {
         sgp::json_writer j;
         j.begin_object()
+            .field("failed", pruned_nothing)
+            .field("failure", pruned_nothing ? std::string("SGP removed no channel: every round was undone or cut "
+                                                           "nothing")
+                                             : std::string())
             .field("model", o.model)
             .field("cpu", sgp::cpu_model())
             .field("rule", o.rule == "sparsity" ? std::string("activation_sparsity") : o.rule)
@@ -440,6 +447,11 @@ int run(const options& o) {
         j.key("pruning").value_raw(sgp::dump(st.value("ns_pruning")));
         j.end_object().end_object();
         j.save(o.json);
+    }
+    if (pruned_nothing) {
+        std::cerr << "error: SGP removed no channel: every round was undone (over --round-budget) or cut nothing; "
+                     "the figures above are the unpruned network's, not a result\n";
+        return 1;
     }
     return 0;
 }

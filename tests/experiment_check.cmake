@@ -46,3 +46,17 @@ string(JSON rounds3 GET "${json3}" rounds)
 if(NOT rc EQUAL 0 OR resumed EQUAL -1 OR NOT redone EQUAL -1 OR NOT rounds3 EQUAL 2)
   message(FATAL_ERROR "resuming after round 1 should do round 2 only: ${log}")
 endif()
+# A run that prunes nothing (here: no rounds allowed) is a failure of the job, not a result: exit
+# status 1, the message, and "failed" in its JSON.
+set(args0 --model demo --limit 96 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
+          --finetune-epochs 1 --final-epochs 1 --budget 100 --dir ${WORK}/none --json ${WORK}/none.json --rounds 0)
+execute_process(COMMAND ${EXE} ${args0} RESULT_VARIABLE rc ERROR_VARIABLE log)
+string(FIND "${log}" "error: SGP removed no channel" said)
+if(rc EQUAL 0 OR said EQUAL -1 OR NOT EXISTS ${WORK}/none.json)
+  message(FATAL_ERROR "a run that pruned nothing should fail with a message (rc ${rc}): ${log}")
+endif()
+file(READ ${WORK}/none.json json)
+string(JSON failed GET "${json}" failed)
+if(NOT failed)
+  message(FATAL_ERROR "the JSON of a run that pruned nothing should say failed: ${json}")
+endif()
