@@ -26,26 +26,44 @@ struct options {
     float clock_mhz = 300, ddr = 19.2f, overhead = 1;  // applied only where given
 };
 
-// Images for calibration and for the int8 error: training images (the test set is not read).
-std::vector<float> training_images(const options& o, std::size_t first, std::size_t count, std::size_t side) {
-    const std::size_t size = side * side;
-    const auto all = sgp::load_fashion_mnist(o.data, true);
-    if (first + count > all.size())
-        throw sgp::error("--calib-images + --sqnr-images: " + std::to_string(first + count) +
-                         " training images asked, the set has " + std::to_string(all.size()));
-    std::vector<float> x(count * size);
-    auto lo = example::for_evaluation(example::fashion_mnist_options(256, 1, side));
-    const auto part = all.slice(first, count);
-    sgp::batch_loader l(part, lo);
-    l.start_epoch(0);
-    std::vector<int> labels(256);
-    std::vector<float> b(256 * size);
-    std::size_t at = 0;
-    // With one channel, the loader's channel-major batch is image after image.
-    for (std::size_t n; (n = l.next(b.data(), labels.data())) > 0; at += n)
-        std::copy_n(b.data(), n * size, x.data() + at * size);
-    return x;
-}
+// The images the report runs: Fashion-MNIST training images, normalised and padded to the
+// network's input (the test set is not read), read once; or, for an .xmodel whose input is not
+// a one-channel square image, seeded uniform noise of its shape, said in the report's note.
+class image_source {
+public:
+    image_source(const options& o, std::size_t c, std::size_t h, std::size_t w) : size_(c * h * w) {
+        if (c == 1 && h == w) {
+            set_ = sgp::load_fashion_mnist(o.data, true);
+            lo_ = example::for_evaluation(example::fashion_mnist_options(256, 1, h));
+        }
+    }
+    bool synthetic() const { return set_.size() == 0; }
+    // Images first .. first + count - 1, [C][H][W] each, one after another.
+    std::vector<float> images(std::size_t first, std::size_t count) const {
+        std::vector<float> x(count * size_);
+        if (synthetic()) {
+            sgp::rng r(first + 1);
+            for (auto& v : x) v = r.uniform(-1.f, 2.f);  // about the range of normalised images
+            return x;
+        }
+        const auto part = set_.slice(first, count);  // refused, naming the set, past its end
+        sgp::batch_loader l(part, lo_);
+        l.start_epoch(0);
+        std::vector<int> labels(lo_.batch);
+        std::vector<float> b(lo_.batch * size_);
+        std::size_t at = 0;
+        // With one channel, the loader's channel-major batch is image after image.
+        for (std::size_t n; (n = l.next(b.data(), labels.data())) > 0; at += n)
+            std::copy_n(b.data(), n * size_, x.data() + at * size_);
+        return x;
+    }
+    std::size_t image_size() const { return size_; }
+
+private:
+    std::size_t size_;
+    sgp::dataset set_;
+    sgp::loader_options lo_;
+};
 
 sgp::analysis::dpu_config dpu_of(const options& o, const example::flags& f) {
     auto c = o.board.empty() ? sgp::analysis::dpu_size(o.dpu)
@@ -76,17 +94,18 @@ void finish(sgp::analysis::report& r, const options& o, const example::flags& f)
     std::printf("  written: %s.json, %s.csv, %s.md\n", o.out.c_str(), o.out.c_str(), o.out.c_str());
 }
 
-// The int8 model's figures: calibrated on training images, timed per op, its error per op.
+// The int8 model's figures: calibrated on the first images (unless the model holds its fix
+// points, as an .xmodel does), timed per op, its error per op on the images after those.
 void int8_figures(sgp::analysis::report& r, sgp::quant::qmodel& m, const std::vector<std::size_t>& nodes,
-                  const options& o, std::size_t side, bool calibrate) {
-    const std::size_t image_size = side * side;
+                  const options& o, const image_source& src, bool calibrate) {
+    const std::size_t image_size = src.image_size();
     if (calibrate) {
-        const auto calib = training_images(o, 0, o.calib_images, side);
+        const auto calib = src.images(0, o.calib_images);
         sgp::quant::calibrator cal(m, sgp::quant::calibration::mse);
         for (std::size_t i = 0; i < o.calib_images; ++i) cal.observe(calib.data() + i * image_size);
         cal.finish();
     }
-    const auto x = training_images(o, o.calib_images, o.sqnr_images, side);
+    const auto x = src.images(o.calib_images, o.sqnr_images);
     sgp::target::int8_target fast(m);
     const auto t =
         sgp::analysis::time_int8(fast, x.data(), std::min(o.timing_images, o.sqnr_images), image_size, o.repeats);
@@ -99,7 +118,6 @@ template <class Net>
 int run(const options& o, const example::flags& f) {
     static_assert(Net::input_shape.c == 1 && Net::input_shape.h == Net::input_shape.w,
                   "Fashion-MNIST images have one channel and are square");
-    constexpr std::size_t side = Net::input_shape.h;
     Net net(1);
     sgp::analysis::report r;
     r.network = o.model;
@@ -112,8 +130,9 @@ int run(const options& o, const example::flags& f) {
     r.threads = o.threads, r.batch = o.batch, r.repeats = o.repeats;
     r.table = sgp::analysis::table_of(net);
     r.state = r.table.total == sgp::cost{Net::parameter_count, Net::macs} ? "declared" : "pruned";
+    const image_source src(o, Net::input_shape.c, Net::input_shape.h, Net::input_shape.w);
     {
-        const auto x = training_images(o, 0, o.batch, side);
+        const auto x = src.images(0, o.batch);
         sgp::thread_pool pool(o.threads);
         sgp::analysis::attach_fp32(r, sgp::analysis::time_fp32(net, x.data(), o.batch, o.repeats, &pool));
     }
@@ -125,7 +144,7 @@ int run(const options& o, const example::flags& f) {
         r.int8_note = std::string("no int8 model: ") + e.what();
     }
     if (m) {
-        int8_figures(r, *m, sgp::analysis::nodes_of_ops(*m), o, side, true);
+        int8_figures(r, *m, sgp::analysis::nodes_of_ops(*m), o, src, true);
         if (o.weights.empty()) r.int8_note = "initial weights: the int8 error (SQNR) says little without trained ones";
     }
     finish(r, o, f);
@@ -135,9 +154,7 @@ int run(const options& o, const example::flags& f) {
 #if defined(SGP_HAS_XMODEL)
 int run_xmodel(const options& o, const example::flags& f) {
     auto m = sgp::xmodel::to_qmodel(sgp::xmodel::read(o.xmodel), o.xmodel);
-    if (m.c != 1 || m.h != m.w)
-        throw sgp::error(o.xmodel + ": the graph takes " + std::to_string(m.c) + "x" + std::to_string(m.h) + "x" +
-                         std::to_string(m.w) + " images; the report feeds Fashion-MNIST (1 channel, square)");
+    const image_source src(o, m.c, m.h, m.w);
     sgp::analysis::report r;
     r.network = o.xmodel;
     r.weights = o.xmodel;
@@ -147,8 +164,13 @@ int run_xmodel(const options& o, const example::flags& f) {
     r.table = sgp::analysis::table_of(m);
     std::vector<std::size_t> nodes(m.ops.size());
     for (std::size_t i = 0; i < nodes.size(); ++i) nodes[i] = i;
-    int8_figures(r, m, nodes, o, m.h, false);
+    int8_figures(r, m, nodes, o, src, false);
     r.int8_note = "SQNR against the float model of the file's dequantized weights";
+    if (src.synthetic())
+        r.int8_note += "; the graph takes " + std::to_string(m.c) + "x" + std::to_string(m.h) + "x" +
+                       std::to_string(m.w) +
+                       " inputs, not Fashion-MNIST images: timed and measured on seeded "
+                       "uniform noise in [-1, 2]";
     finish(r, o, f);
     return 0;
 }

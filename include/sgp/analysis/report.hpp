@@ -158,8 +158,7 @@ inline std::string to_json(const report& r) {
         .field("ddr_gbytes_per_s", r.dpu.ddr_gbytes_per_s)
         .field("overhead_us", r.dpu.overhead_us)
         .end_object();
-    std::size_t weights = 0;
-    for (const auto& row : t.rows) weights += row.at.parameters;
+    const std::size_t weights = t.total.parameters;  // the rows' sum (layer_table)
     j.key("totals")
         .begin_object()
         .field("parameters", t.total.parameters)
@@ -276,8 +275,7 @@ inline std::string to_markdown(const report& r) {
     const auto& t = r.table;
     const auto d = dpu_sum(r, r.dpu_rows);
     auto mb = [](double bytes) { return detail::number(bytes / 1e6, "%.3f"); };
-    std::size_t weights = 0;
-    for (const auto& row : t.rows) weights += row.at.parameters;
+    const std::size_t weights = t.total.parameters;  // the rows' sum (layer_table)
     std::string s = "# " + r.network + " (" + r.state + ")\n\n";
     s += "Weights: " + (r.weights.empty() ? std::string("initial (none given)") : r.weights) + ". CPU: " + r.cpu +
          ", " + std::to_string(r.threads) + " thread(s), batch " + std::to_string(r.batch) + ", median of " +
