@@ -12,7 +12,7 @@
 namespace {
 
 struct options {
-    std::string json;
+    std::string json, precision = "fp32";
     std::size_t threads = 2, batch = 64, repeats = 5;
     bool methods = false;
 };
@@ -55,6 +55,7 @@ void conv_figures(const options& o, sgp::thread_pool* pool, std::vector<figure>&
     for (auto& v : dy) v = r.normal();
     sgp::run_context cx;
     cx.pool = pool;
+    cx.precision = sgp::parse_precision(o.precision, "--precision");
     cx.scratch = &s1;
     cx.scratch2 = &s2;
     const double flop = 2.0 * static_cast<double>(layer::macs) * static_cast<double>(n);
@@ -62,10 +63,66 @@ void conv_figures(const options& o, sgp::thread_pool* pool, std::vector<figure>&
                               std::to_string(HW) + " b" + std::to_string(n);
     out.push_back({"conv3x3 forward " + shape, flop,
                    bench::time_calls(o.repeats, 0.1, [&] { conv.forward(cx, x.data(), y.data(), n); })});
-    // backward() computes both weight and data gradients: 2x the forward's work.
-    out.push_back({"conv3x3 backward " + shape, 2 * flop, bench::time_calls(o.repeats, 0.1, [&] {
-                       conv.backward(cx, x.data(), y.data(), dy.data(), dx.data(), n);
+    // backward() computes both weight and data gradients: 2x the forward's work. A network's
+    // first layer has no data gradient (nothing is before it): timed as training runs it.
+    constexpr bool first = Cin == 1;
+    out.push_back({std::string("conv3x3 backward ") + (first ? "(weights only) " : "") + shape, (first ? 1 : 2) * flop,
+                   bench::time_calls(o.repeats, 0.1, [&] {
+                       conv.backward(cx, x.data(), y.data(), dy.data(), first ? nullptr : dx.data(), n);
                    })});
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// vdpbf16ps's rate from registers, like fma_loop: 16 chains of 32 bf16 multiply-adds each.
+[[gnu::target("avx512f,avx512bf16")]] double bf16_dot_loop(std::size_t iterations) {
+    __m512 acc[16];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80);
+    for (std::size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, x);
+        __asm__ volatile("" : "+v"(x));  // keeps the loop from being folded
+    }
+    __m512 t = acc[0];
+    for (int j = 1; j < 16; ++j) t = _mm512_add_ps(t, acc[j]);
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, t);  // not _mm512_reduce_add_ps: GCC 12 warns inside it
+    return static_cast<double>(lanes[0]);
+}
+#endif
+
+// The bf16 GEMM alone by every kernel this CPU runs (the others are named and skipped): a
+// convolution's 64 rows, and 512, where packing matters less.
+void bf16_gemm_figures(const options& o, sgp::thread_pool* pool, std::vector<figure>& out) {
+    namespace k = sgp::kernels;
+    for (auto kern : {k::bf16_kernel::amx, k::bf16_kernel::avx512, k::bf16_kernel::portable}) {
+        if (!k::available(kern)) {
+            std::printf("bf16 gemm: the %s kernel is skipped (this CPU cannot run it)\n",
+                        std::string(k::name_of(kern)).c_str());
+            continue;
+        }
+        k::set_bf16_kernel(kern);
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (kern == k::bf16_kernel::avx512 && o.threads == 1) {  // one thread: compare with its fma peak
+            constexpr std::size_t iters = 1u << 20;
+            volatile double sink = 0;
+            out.push_back({"bf16 vdpbf16ps register loop", 2.0 * 16 * 32 * iters,
+                           bench::time_calls(o.repeats, 0.1, [&] { sink = sink + bf16_dot_loop(iters); })});
+        }
+#endif
+        for (std::size_t M : {64, 512}) {
+            const std::size_t N = 4096, K = 576;
+            sgp::aligned_buffer<float> a(M * K), b(K * N), c(M * N);
+            sgp::rng r(5);
+            for (auto& v : a) v = r.normal();
+            for (auto& v : b) v = r.normal();
+            out.push_back({"bf16 gemm " + std::string(k::name_of(kern)) + " " + std::to_string(M) + "x4096x576",
+                           2.0 * static_cast<double>(M * N * K), bench::time_calls(o.repeats, 0.1, [&] {
+                               k::gemm_bf16(false, false, M, N, K, a.data(), K, b.data(), N, c.data(), N, false, pool);
+                           })});
+        }
+    }
+    k::set_bf16_kernel(k::bf16_kernel::automatic);
 }
 
 // One shape in evaluation mode, by both algorithms (the layer's weights packed once, as in inference).
@@ -148,7 +205,11 @@ int run_methods(const options& o) {
                     k.few_pixel.seconds.empty() ? 0.0 : 1e3 * k.few_pixel.median(), k.automatic);
     if (!o.json.empty()) {
         sgp::json_writer j;
-        j.begin_object().field("framework", "sgp").field("threads", o.threads).field("simd", sgp::simd::arch_name);
+        j.begin_object()
+            .field("framework", "sgp")
+            .field("cpu", sgp::cpu_model())
+            .field("threads", o.threads)
+            .field("simd", sgp::simd::arch_name);
         j.key("shapes").begin_array();
         for (const auto& k : f)
             j.begin_object()
@@ -192,8 +253,9 @@ int run(const options& o) {
     conv_figures<256, 512, 4>(o, p, f);
     conv_figures<512, 512, 4>(o, p, f);
     conv_figures<512, 512, 2>(o, p, f);
+    if (o.precision == "bf16") bf16_gemm_figures(o, p, f);
     for (const auto& k : f)
-        std::printf("%-40s %8.3f ms  %7.1f GFLOP/s  %5.1f %% of peak\n", k.name.c_str(), 1e3 * k.t.median(), k.gflops(),
+        std::printf("%-50s %8.3f ms  %7.1f GFLOP/s  %5.1f %% of peak\n", k.name.c_str(), 1e3 * k.t.median(), k.gflops(),
                     100 * k.gflops() / peak);
     if (!o.json.empty()) {
         sgp::json_writer j;
@@ -201,6 +263,11 @@ int run(const options& o) {
             .field("framework", "sgp")
             .field("threads", o.threads)
             .field("batch", o.batch)
+            .field("cpu", sgp::cpu_model())
+            .field("precision", o.precision)
+            .field("bf16_kernel", o.precision == "bf16"
+                                      ? std::string(sgp::kernels::name_of(sgp::kernels::bf16_kernel_in_use()))
+                                      : std::string())
             .field("simd", sgp::simd::arch_name)
             .field("fma_peak_gflops", peak);
         j.key("kernels").begin_array();
@@ -229,6 +296,9 @@ int main(int argc, char** argv) {
         f.threads(o.threads);
         f.size("--batch", o.batch, "images", 1, 4096);
         f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
+        f.choice("--precision", o.precision,
+                 "the convolutions' arithmetic: fp32, or bf16 operands with fp32 sums (peak stays the fp32 FMA loop's)",
+                 {"fp32", "bf16"});
         f.toggle("--methods", o.methods,
                  "instead: evaluation forward of every VGG13-BN convolution shape (full and pruned widths, batch 1 "
                  "and --batch) by GEMM and by direct convolution");

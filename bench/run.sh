@@ -6,7 +6,8 @@
 #              few-pixel), 1 thread
 #   inference  VGG13-BN batch 1 (1 thread) and batch 64 (2 threads), full and pruned widths,
 #              against a frozen, inference-optimised TorchScript model
-#   training   VGG13-BN batch 64, 1 and 2 threads, against eager PyTorch
+#   training   VGG13-BN batch 64, 1 and 2 threads, against eager PyTorch, in fp32 and in bf16
+#              mixed precision (against torch.autocast); the bf16 per-convolution figures too
 #   int8       the pruned source VGG13BN (docs/results weights) at batch 1, 1 thread: float
 #              against the fast int8 path (and the scalar int8 reference)
 #   compile    time to compile examples/train_fashion_mnist.cpp at -O2
@@ -35,7 +36,12 @@ $b/bench_int8 --weights docs/results/sgp_vgg13bn_source_pruned.npz --json "$tmp/
 for t in 1 2; do
   $b/bench_train_throughput --model vgg13bn --threads $t --json "$tmp/sgp_train_${t}t.json"
   $py $ref/torch_train.py --model vgg13bn --threads $t --json "$tmp/torch_train_${t}t.json"
+  # bf16 mixed precision against torch.autocast; the kernel is the CPU's best (AMX, AVX512-BF16,
+  # or the portable one), named in the JSON.
+  $b/bench_train_throughput --model vgg13bn --threads $t --precision bf16 --json "$tmp/sgp_train_bf16_${t}t.json"
+  $py $ref/torch_train.py --model vgg13bn --threads $t --precision bf16 --json "$tmp/torch_train_bf16_${t}t.json"
 done
+for t in 1 2; do $b/bench_kernels --threads $t --precision bf16 --json "$tmp/kernels_bf16_${t}t.json"; done
 touch examples/train_fashion_mnist.cpp
 start=$(date +%s%N)
 cmake --build build/default --target train_fashion_mnist -j 1 >/dev/null
@@ -49,6 +55,7 @@ def load(name):
 r = {"machine": {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
                  "cores": os.cpu_count(), "kernel": platform.release()},
      "kernels": {f"{t}t": load(f"kernels_{t}t") for t in (1, 2)},
+     "kernels_bf16": {f"{t}t": load(f"kernels_bf16_{t}t") for t in (1, 2)},
      "conv_methods_1t": load("methods_1t"),
      "inference": {}, "training": {}, "int8_pruned_b1": load("int8"),
      "compile_seconds_train_fashion_mnist": compile_s}
@@ -57,12 +64,16 @@ for w in ("full", "pruned"):
         s, t = load(f"sgp_infer_{w}_{b}"), load(f"torch_infer_{w}_{b}")
         r["inference"][f"{w}_{b}"] = {"sgp": s, "pytorch": t, "speedup_sgp_over_pytorch": t["ms_median"] / s["ms_median"]}
 for th in (1, 2):
-    s, t = load(f"sgp_train_{th}t"), load(f"torch_train_{th}t")
-    r["training"][f"{th}t"] = {"sgp": s, "pytorch": t,
-                               "ratio_sgp_over_pytorch": s["images_per_second_median"] / t["images_per_second_median"]}
+    for prec, suffix in (("", ""), ("bf16_", "_bf16")):
+        s, t = load(f"sgp_train_{prec}{th}t"), load(f"torch_train_{prec}{th}t")
+        r["training"][f"{th}t{suffix}"] = {"sgp": s, "pytorch": t,
+                                           "ratio_sgp_over_pytorch": s["images_per_second_median"] / t["images_per_second_median"]}
 conv = next(k for k in r["kernels"]["2t"]["kernels"] if k["name"].startswith("conv3x3 forward 64->64"))
 r["floors"] = {
     "training_b64_2t_ratio": r["training"]["2t"]["ratio_sgp_over_pytorch"],
+    "training_b64_1t_ratio": r["training"]["1t"]["ratio_sgp_over_pytorch"],
+    "training_bf16_b64_1t_ratio": r["training"]["1t_bf16"]["ratio_sgp_over_pytorch"],
+    "training_bf16_b64_2t_ratio": r["training"]["2t_bf16"]["ratio_sgp_over_pytorch"],
     "inference_full_b1_speedup": r["inference"]["full_b1"]["speedup_sgp_over_pytorch"],
     "inference_pruned_b1_speedup": r["inference"]["pruned_b1"]["speedup_sgp_over_pytorch"],
     "conv64_fwd_2t_fraction_of_peak": conv["fraction_of_peak"],

@@ -10,14 +10,14 @@
 namespace {
 
 struct options {
-    std::string model = "vgg13bn", json;
+    std::string model = "vgg13bn", json, precision = "fp32";
     std::size_t batch = 64, threads = 2, steps = 5, repeats = 5;
 };
 
 template <class Net>
 int run(const options& o) {
     sgp::trainer<Net> t{sgp::sgd{.lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true},
-                        {.threads = o.threads}};
+                        {.threads = o.threads, .precision = sgp::parse_precision(o.precision, "--precision")}};
     auto& net = t.net();
     net.reserve(o.batch);
     sgp::rng r(1);
@@ -34,8 +34,11 @@ int run(const options& o) {
     });
     const double per_call = static_cast<double>(o.steps * o.batch);
     const double median = per_call / tm.median(), lo = per_call / tm.max(), hi = per_call / tm.min();
-    std::printf("sgp %s training, batch %zu, %zu threads: %.1f images/s (median of %zu; min %.1f, max %.1f)\n",
-                o.model.c_str(), o.batch, o.threads, median, tm.seconds.size(), lo, hi);
+    const bool bf16 = o.precision == "bf16";
+    const std::string kernel = bf16 ? std::string(sgp::kernels::name_of(sgp::kernels::bf16_kernel_in_use())) : "";
+    std::printf("sgp %s training %s%s%s, batch %zu, %zu threads: %.1f images/s (median of %zu; min %.1f, max %.1f)\n",
+                o.model.c_str(), o.precision.c_str(), bf16 ? " on " : "", kernel.c_str(), o.batch, o.threads, median,
+                tm.seconds.size(), lo, hi);
     if (!o.json.empty()) {
         sgp::json_writer j;
         j.begin_object()
@@ -48,6 +51,9 @@ int run(const options& o) {
             .field("images_per_second_max", hi)
             .field("repeats", tm.seconds.size())
             .field("simd", sgp::simd::arch_name)
+            .field("precision", o.precision)
+            .field("bf16_kernel", kernel)
+            .field("cpu", sgp::cpu_model())
             .end_object();
         j.save(o.json);
     }
@@ -65,6 +71,8 @@ int main(int argc, char** argv) {
         f.threads(o.threads);
         f.size("--steps", o.steps, "steps per timed repeat, at least", 1, 100000);
         f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
+        f.choice("--precision", o.precision, "convolutions and linear layers in fp32, or bf16 with fp32 sums",
+                 {"fp32", "bf16"});
         f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
         return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });

@@ -17,7 +17,8 @@
 namespace {
 
 struct options {
-    std::string model = "demo", data = sgp::fashion_mnist_default_dir, checkpoint, json, schedule = "cosine";
+    std::string model = "demo", data = sgp::fashion_mnist_default_dir, checkpoint, json, schedule = "cosine",
+                precision = "fp32";
     std::size_t epochs = 0, batch = 64, threads = example::cores(), limit = 0, test_limit = 0;
     std::uint64_t seed = 1;
     float lr = 0.05f, weight_decay = 1e-4f, sparsity = 0.f;
@@ -49,6 +50,10 @@ options parse(int argc, char** argv) {
     f.toggle("--augment", o.augment, "random crop (padding 4) and horizontal flip");
     f.real("--sparsity", o.sparsity, "L1 penalty on BatchNorm gammas (sparsity training)", 0, 1);
     f.threads(o.threads, "threads (default: all cores)");
+    f.choice("--precision", o.precision,
+             "convolutions and linear layers in fp32, or bf16 operands with fp32 sums and fp32 weights "
+             "(AMX or AVX512-BF16 where the CPU has them)",
+             {"fp32", "bf16"});
     f.u64("--seed", o.seed, "initial weights, shuffling and dropout", 0, std::numeric_limits<std::int64_t>::max());
     f.text("--data", o.data, "Fashion-MNIST IDX files");
     f.size("--limit", o.limit, "train on the first N images only (0: all)", 0, 1u << 30);
@@ -82,8 +87,9 @@ int run(const options& o) {
     sgp::batch_loader train(train_set, lo);
     sgp::batch_loader test(test_set, example::for_evaluation(lo));
 
-    sgp::trainer<Net> t{sgp::sgd{.lr = o.lr, .momentum = 0.9f, .weight_decay = o.weight_decay, .nesterov = true},
-                        {.threads = o.threads, .seed = o.seed}};
+    sgp::trainer<Net> t{
+        sgp::sgd{.lr = o.lr, .momentum = 0.9f, .weight_decay = o.weight_decay, .nesterov = true},
+        {.threads = o.threads, .seed = o.seed, .precision = sgp::parse_precision(o.precision, "--precision")}};
     const std::string settings = example::settings_json(o.settings);
     if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
         const auto a = t.load_checkpoint(o.checkpoint);
@@ -134,7 +140,11 @@ int run(const options& o) {
             .field("lr", static_cast<double>(o.lr))
             .field("seed", static_cast<long long>(o.seed))
             .field("train_images", train_set.size())
-            .field("simd", sgp::simd::arch_name);
+            .field("simd", sgp::simd::arch_name)
+            .field("precision", o.precision)
+            .field("bf16_kernel", o.precision == "bf16"
+                                      ? std::string(sgp::kernels::name_of(sgp::kernels::bf16_kernel_in_use()))
+                                      : std::string());
         j.key("history").begin_array();
         for (const auto& r : reports)
             j.begin_object()

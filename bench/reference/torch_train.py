@@ -16,6 +16,8 @@ p.add_argument("--batch", type=int, default=64)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
 p.add_argument("--repeats", type=int, default=5)
+p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+               help="bf16: torch.autocast('cpu', dtype=torch.bfloat16), fp32 master weights")
 p.add_argument("--json")
 a = p.parse_args()
 
@@ -29,7 +31,9 @@ y = torch.randint(0, 10, (a.batch,))
 
 def step():
     opt.zero_grad()
-    nn.functional.cross_entropy(net(x), y).backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        loss = nn.functional.cross_entropy(net(x), y)
+    loss.backward()
     opt.step()
 
 
@@ -42,10 +46,10 @@ for _ in range(a.repeats):
     rates.append(a.steps * a.batch / (time.perf_counter() - t0))
 rates.sort()
 median = rates[len(rates) // 2]
-print(f"PyTorch {torch.__version__} {a.model} training, batch {a.batch}, {a.threads} threads: {median:.1f} images/s "
+print(f"PyTorch {torch.__version__} {a.model} training {a.precision}, batch {a.batch}, {a.threads} threads: {median:.1f} images/s "
       f"(median of {len(rates)}; min {rates[0]:.1f}, max {rates[-1]:.1f})")
 if a.json:
     with open(a.json, "w") as f:
         json.dump({"framework": "pytorch " + torch.__version__, "model": a.model, "batch": a.batch,
-                   "threads": a.threads, "images_per_second_median": median, "images_per_second_min": rates[0],
+                   "threads": a.threads, "precision": a.precision, "images_per_second_median": median, "images_per_second_min": rates[0],
                    "images_per_second_max": rates[-1], "repeats": len(rates)}, f)

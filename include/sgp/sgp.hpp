@@ -1,6 +1,7 @@
 #pragma once
 // Everything a user needs: declare a network, train it, load data, save and load weights.
 #include "sgp/core/aligned_buffer.hpp"
+#include "sgp/core/cpu_features.hpp"
 #include "sgp/core/cpu_model.hpp"
 #include "sgp/core/error.hpp"
 #include "sgp/core/parallel.hpp"

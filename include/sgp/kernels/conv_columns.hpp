@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "sgp/core/error.hpp"
 #include "sgp/kernels/copy.hpp"
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/im2col.hpp"
@@ -93,7 +94,8 @@ inline void pack_b(const conv_columns_transposed& s, std::size_t k0, std::size_t
                    float* out) {
     constexpr std::size_t NR = gemm_detail::NR;
     const auto& g = s.g;
-    pixel_run runs[gemm_detail::KC];  // kc <= KC pixels: at most kc runs
+    pixel_run runs[gemm_detail::max_packed_rows];  // kc pixels: at most kc runs
+    if (kc > gemm_detail::max_packed_rows) fail("conv_columns", "a panel of more than max_packed_rows pixels");
     const std::size_t count = pixel_runs(g, k0, kc, runs);
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t nr = std::min(NR, nc - jr);

@@ -23,6 +23,9 @@ inline constexpr std::size_t MR = simd::width >= 16 ? 12 : (simd::width >= 4 ? 6
 inline constexpr std::size_t KC = 256;
 inline constexpr std::size_t MC = MR * 16;
 inline constexpr std::size_t NC = NR * 64;
+// The most rows of B any caller packs in one call (gemm_bf16's K blocks: 512): a packer may
+// keep per-row state on the stack for that many.
+inline constexpr std::size_t max_packed_rows = 512;
 
 struct matrix {
     const float* p;

@@ -12,9 +12,11 @@
 
 #include "sgp/core/rng.hpp"
 #include "sgp/kernels/conv_columns.hpp"
+#include "sgp/kernels/conv_columns_bf16.hpp"
 #include "sgp/kernels/direct_conv.hpp"
 #include "sgp/kernels/few_pixel_conv.hpp"
 #include "sgp/kernels/gemm.hpp"
+#include "sgp/kernels/gemm_bf16.hpp"
 #include "sgp/kernels/im2col.hpp"
 #include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
@@ -117,6 +119,17 @@ struct conv2d {
             // training pass (a small cost next to a batch's convolution), so that weights written
             // between passes are always seen; in evaluation, packed once.
             if (cx.training) packed_.invalidate();
+            if (cx.precision == precision::bf16) {
+                // Mixed precision: one bf16 GEMM over the columns, whatever the shape.
+                if (g.identity())
+                    kernels::gemm_bf16(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), x, g.cols(),
+                                       y, g.cols(), false, cx.pool);
+                else
+                    kernels::gemm_bf16_source(false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(),
+                                              kernels::conv_columns{x, g}, y, g.cols(), false, cx.pool);
+                apply_epilogue(cx, e, y, g.cols());
+                return;
+            }
             if (uses_few_pixel(n)) {
                 const float* wpk = packed_.get(
                     few_pixel_layout, cout_, g.rows(), kernels::few_pixel_weights_size(cout_, cin_, K),
@@ -147,11 +160,7 @@ struct conv2d {
                 kernels::gemm(false, false, cout_, g.cols(), g.rows(), weight_.data(), g.rows(), cx.scratch->data(),
                               g.cols(), y, g.cols(), false, cx.pool, pw);
             }
-            if (!e.empty()) {
-                parallel_for(cx.pool, cout_, 1, [&](std::size_t o0, std::size_t o1) {
-                    for (std::size_t o = o0; o < o1; ++o) e.apply(o, y + o * g.cols(), y + o * g.cols(), g.cols());
-                });
-            }
+            apply_epilogue(cx, e, y, g.cols());
         }
 
         std::string declaration() const {
@@ -195,12 +204,14 @@ struct conv2d {
             packed_.invalidate();  // an optimizer step follows
             const auto g = geometry(n);
             // dW[O][CKK] = dY[O][NHW] * col^T, the columns packed straight from x.
+            const precision p = cx.precision;
             if (g.identity())
-                kernels::gemm(false, true, cout_, g.rows(), g.cols(), dy, g.cols(), x, g.cols(), dweight_.data(),
-                              g.rows(), false, cx.pool);
+                kernels::gemm_at(p, false, true, cout_, g.rows(), g.cols(), dy, g.cols(), x, g.cols(), dweight_.data(),
+                                 g.rows(), false, cx.pool);
             else
-                kernels::gemm_source(false, cout_, g.rows(), g.cols(), dy, g.cols(),
-                                     kernels::conv_columns_transposed{x, g}, dweight_.data(), g.rows(), false, cx.pool);
+                kernels::gemm_source_at(p, false, cout_, g.rows(), g.cols(), dy, g.cols(),
+                                        kernels::conv_columns_transposed{x, g}, dweight_.data(), g.rows(), false,
+                                        cx.pool);
             if constexpr (Bias) {
                 for (std::size_t o = 0; o < cout_; ++o) {
                     double s = 0;
@@ -210,8 +221,8 @@ struct conv2d {
             }
             if (!dx) return;
             if (g.identity()) {
-                kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dx,
-                              g.cols(), false, cx.pool);
+                kernels::gemm_at(p, true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dx,
+                                 g.cols(), false, cx.pool);
             } else if constexpr (S == 1 && 2 * P + 1 == K) {
                 // Stride 1, same padding: dX is the convolution of dY with the weights turned
                 // around (W'[c][o][ky][kx] = W[o][c][K-1-ky][K-1-kx]), so it needs neither the
@@ -222,12 +233,12 @@ struct conv2d {
                         for (std::size_t i = 0; i < kk; ++i)
                             flipped_[(c * cout_ + o) * kk + i] = weight_[(o * cin_ + c) * kk + kk - 1 - i];
                 const kernels::conv_geometry gt{n, cout_, out_shape.h, out_shape.w, K, 1, P, In.h, In.w};
-                kernels::gemm_source(false, cin_, gt.cols(), gt.rows(), flipped_.data(), gt.rows(),
-                                     kernels::conv_columns{dy, gt}, dx, gt.cols(), false, cx.pool);
+                kernels::gemm_source_at(p, false, cin_, gt.cols(), gt.rows(), flipped_.data(), gt.rows(),
+                                        kernels::conv_columns{dy, gt}, dx, gt.cols(), false, cx.pool);
             } else {
                 // dcol[CKK][NHW] = W^T * dY, then summed back onto the pixels it was read from.
-                kernels::gemm(true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(),
-                              cx.scratch2->data(), g.cols(), false, cx.pool);
+                kernels::gemm_at(p, true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(),
+                                 cx.scratch2->data(), g.cols(), false, cx.pool);
                 kernels::col2im(g, cx.scratch2->data(), dx, cx.pool);
             }
         }
@@ -271,6 +282,13 @@ struct conv2d {
         }
 
     private:
+        // The epilogue over a GEMM's output, in place.
+        void apply_epilogue(run_context& cx, const kernels::conv_epilogue& e, float* y, std::size_t cols) const {
+            if (e.empty()) return;
+            parallel_for(cx.pool, cout_, 1, [&](std::size_t o0, std::size_t o1) {
+                for (std::size_t o = o0; o < o1; ++o) e.apply(o, y + o * cols, y + o * cols, cols);
+            });
+        }
         kernels::conv_geometry geometry(std::size_t n) const {
             return {n, cin_, In.h, In.w, K, S, P, out_shape.h, out_shape.w};
         }

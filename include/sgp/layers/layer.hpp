@@ -18,6 +18,7 @@
 #include "sgp/core/cost.hpp"
 #include "sgp/core/error.hpp"
 #include "sgp/core/parallel.hpp"
+#include "sgp/core/precision.hpp"
 #include "sgp/core/shape.hpp"
 
 namespace sgp {
@@ -47,6 +48,8 @@ struct run_context {
     // and ReLU applied as the convolution writes); the activations in between are then not
     // formed. false forms every activation.
     bool fuse = true;
+    // The arithmetic of convolutions and linear layers (core/precision.hpp).
+    sgp::precision precision = sgp::precision::fp32;
     aligned_buffer<float>* scratch = nullptr;   // column matrix of a convolution
     aligned_buffer<float>* scratch2 = nullptr;  // its gradient
 };

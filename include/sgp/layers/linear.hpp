@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sgp/kernels/gemm.hpp"
+#include "sgp/kernels/gemm_bf16.hpp"
 #include "sgp/layers/contract.hpp"
 #include "sgp/layers/layer.hpp"
 
@@ -65,23 +66,28 @@ struct linear {
 
         // x is [In][N], y is [Out][N].
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {
-            // In evaluation the weights are packed once and reused (see for_each_tensor).
-            kernels::gemm(false, false, out_, n, in_, weight_.data(), in_, x, n, y, n, false, cx.pool,
-                          cx.training ? nullptr : &packed_);
+            if (cx.precision == precision::bf16)
+                kernels::gemm_bf16(false, false, out_, n, in_, weight_.data(), in_, x, n, y, n, false, cx.pool);
+            else  // in evaluation the weights are packed once and reused (see for_each_tensor)
+                kernels::gemm(false, false, out_, n, in_, weight_.data(), in_, x, n, y, n, false, cx.pool,
+                              cx.training ? nullptr : &packed_);
             if constexpr (Bias)
                 for (std::size_t o = 0; o < out_; ++o)
                     for (std::size_t i = 0; i < n; ++i) y[o * n + i] += bias_[o];
         }
         void backward(run_context& cx, const float* x, const float*, const float* dy, float* dx, std::size_t n) {
             packed_.invalidate();  // an optimizer step follows
-            kernels::gemm(false, true, out_, in_, n, dy, n, x, n, dweight_.data(), in_, false, cx.pool);
+            kernels::gemm_at(cx.precision, false, true, out_, in_, n, dy, n, x, n, dweight_.data(), in_, false,
+                             cx.pool);
             if constexpr (Bias)
                 for (std::size_t o = 0; o < out_; ++o) {
                     double s = 0;
                     for (std::size_t i = 0; i < n; ++i) s += dy[o * n + i];
                     dbias_[o] = static_cast<float>(s);
                 }
-            if (dx) kernels::gemm(true, false, in_, n, out_, weight_.data(), in_, dy, n, dx, n, false, cx.pool);
+            if (dx)
+                kernels::gemm_at(cx.precision, true, false, in_, n, out_, weight_.data(), in_, dy, n, dx, n, false,
+                                 cx.pool);
         }
 
         // Mutable access drops the packed weights (as for conv2d).

@@ -27,6 +27,9 @@ namespace sgp {
 struct trainer_options {
     std::size_t threads = 1;
     std::uint64_t seed = 1;  // initial weights and dropout masks
+    // Convolutions and linear layers in fp32 or in bf16 with fp32 sums (core/precision.hpp),
+    // in training and in evaluate().
+    sgp::precision precision = sgp::precision::fp32;
 };
 
 struct fit_options {
@@ -288,6 +291,7 @@ public:
         cx.training = training;
         cx.seed = o_.seed;
         cx.step = step_;
+        cx.precision = o_.precision;
         return cx;
     }
 
