@@ -51,6 +51,12 @@ inline __m512i pairs16(__m512 lo, __m512 hi) {
     const __m512i h = _mm512_and_si512(round16(hi), _mm512_set1_epi32(static_cast<int>(0xffff0000u)));
     return _mm512_or_si512(l, h);
 }
+// 32 consecutive values (k, k + 1, ...) as their 16 pairs: even and odd k split by two permutes.
+inline __m512i pairs16_consecutive(__m512 v0, __m512 v1) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    return pairs16(_mm512_permutex2var_ps(v0, even, v1), _mm512_permutex2var_ps(v0, odd, v1));
+}
 #endif
 
 }  // namespace sgp::kernels::bf16

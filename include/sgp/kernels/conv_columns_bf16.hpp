@@ -99,8 +99,6 @@ inline void pack_bf16_panel(const conv_columns_transposed& s, std::size_t k0, st
     using namespace bf16_detail;
     if (s.g.stride != 1) return pack_bf16_panel_generic(s, k0, kc, j0, nc, scratch, out);
     const std::size_t steps = round_up(kc, KS) / KS;
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
     alignas(64) float vals[P];
     alignas(64) std::uint32_t pairs[16];
     for (std::size_t st = 0; st < steps; ++st) {
@@ -116,9 +114,7 @@ inline void pack_bf16_panel(const conv_columns_transposed& s, std::size_t k0, st
             }
             gather_row(s.x, s.g, win, r, vals);
             r.next(s.g);
-            const __m512 v0 = _mm512_load_ps(vals), v1 = _mm512_load_ps(vals + 16);
-            _mm512_store_si512(pairs,
-                               bf16::pairs16(_mm512_permutex2var_ps(v0, ie, v1), _mm512_permutex2var_ps(v0, io, v1)));
+            _mm512_store_si512(pairs, bf16::pairs16_consecutive(_mm512_load_ps(vals), _mm512_load_ps(vals + 16)));
             for (std::size_t t = 0; t < 16; ++t) col[t * 16] = pairs[t];
         }
     }

@@ -117,15 +117,11 @@ inline void pack_a(const gemm_detail::matrix& a, std::size_t M, std::size_t K, s
                     std::uint32_t* row = blk + r * (KS / 2);  // half r / 16, row r % 16: contiguous
 #if defined(__AVX512F__)
                     // A whole step of a stored row (a gradient's 65,536 columns in a weight
-                    // gradient): even and odd k split by two permutes, then paired.
+                    // gradient) in vectors.
                     if (!a.trans && i < M && s * KS + KS <= K) {
                         const float* src = a.p + i * a.ld + s * KS;
-                        const __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16);
-                        const __m512i even =
-                            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-                        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-                        _mm512_storeu_si512(row, bf16::pairs16(_mm512_permutex2var_ps(v0, even, v1),
-                                                               _mm512_permutex2var_ps(v0, odd, v1)));
+                        _mm512_storeu_si512(row,
+                                            bf16::pairs16_consecutive(_mm512_loadu_ps(src), _mm512_loadu_ps(src + 16)));
                         continue;
                     }
 #endif
@@ -420,3 +416,5 @@ void gemm_source_at(precision p, bool trans_a, std::size_t M, std::size_t N, std
 }
 
 }  // namespace sgp::kernels
+
+#undef SGP_X86_BF16  // this header's own switch, not an interface
