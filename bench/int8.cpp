@@ -55,6 +55,7 @@ int run(const options& o) {
         j.begin_object()
             .field("model", o.model)
             .field("weights", o.weights)
+            .field("cpu", sgp::cpu_model())
             .field("parameters", net.active_parameter_count())
             .field("macs", net.active_macs())
             .field("batch", 1)
@@ -81,10 +82,10 @@ int main(int argc, char** argv) {
         example::flags f(
             "bench_int8 --weights FILE [options]: float vs int8 batch-1 latency of a trained (pruned) network");
         f.text("--weights", o.weights, "state dict or checkpoint (.npz), pruned widths included")->required();
-        f.choice("--model", o.model, "the network the weights are for", example::model_names);
+        f.choice("--model", o.model, "the network the weights are for", example::int8_model_names);
         f.size("--repeats", o.repeats, "timed repeats, median reported", 1, 10000);
         f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
-        return example::with_model(o.model, [&]<class Net>() { return run<Net>(o); });
+        return example::with_int8_model(o.model, [&]<class Net>() { return run<Net>(o); });
     });
 }

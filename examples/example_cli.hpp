@@ -201,8 +201,8 @@ int with_model(const std::string& model, F&& f) {
 }
 inline const std::vector<std::string> model_names = {"demo", "vgg13bn", "vgg13bn-source"};
 
-// Every declared model, for the programs that train and prune (the int8 programs take the VGGs:
-// the other models' layers have no int8 form yet). 1x32x32 Fashion-MNIST input, 10 classes.
+// Every declared model, for the programs that train and prune. 1x32x32 Fashion-MNIST input, 10
+// classes.
 template <class F>
 int with_any_model(const std::string& model, F&& f) {
     using in = sgp::input<1, 32, 32>;
@@ -218,6 +218,18 @@ int with_any_model(const std::string& model, F&& f) {
 inline const std::vector<std::string> any_model_names = {"demo",     "vgg13bn",      "vgg13bn-source",
                                                          "resnet20", "resnet56",     "resnet56-b",
                                                          "resnet18", "mobilenet-v1", "mobilenet-v2"};
+
+// The models of the int8 programs (quantize): the VGGs, and one residual and one depthwise
+// network (every model folds; the list is kept short for the programs' compile time).
+template <class F>
+int with_int8_model(const std::string& model, F&& f) {
+    using in = sgp::input<1, 32, 32>;
+    if (model == "resnet20") return f.template operator()<sgp::models::resnet20<in>>();
+    if (model == "mobilenet-v2") return f.template operator()<sgp::models::mobilenet_v2<in>>();
+    return with_model(model, f);
+}
+inline const std::vector<std::string> int8_model_names = {"demo", "vgg13bn", "vgg13bn-source", "resnet20",
+                                                          "mobilenet-v2"};
 
 // Fashion-MNIST's normalisation, zero-padded to the network's input size.
 inline sgp::loader_options fashion_mnist_options(std::size_t batch, std::uint64_t seed, std::size_t net_size) {

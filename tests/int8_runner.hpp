@@ -22,18 +22,11 @@ public:
         : m_(std::move(m)), engine_(*m_), batch_(batch) {
         in_ = xir::Tensor::create("input_fix", {batch_, i32(m_->h), i32(m_->w), i32(m_->c)}, {xir::DataType::XINT, 8});
         in_->set_attr<int>("fix_point", m_->fp_in);
-        std::size_t oh = 1, ow = 1, oc = 0;
-        std::visit(
-            [&](const auto& op) {
-                if constexpr (std::is_same_v<std::decay_t<decltype(op)>, sgp::quant::qconv>)
-                    oh = op.oh, ow = op.ow, oc = op.cout;
-                else
-                    oh = op.oh, ow = op.ow, oc = op.c;
-            },
-            m_->ops.back());
+        const auto d = m_->dims(m_->output_tensor());
+        const std::size_t oh = d.h, ow = d.w, oc = d.c;
         oh_ = oh, ow_ = ow, oc_ = oc;
         out_ = xir::Tensor::create("output_fix", {batch_, i32(oh), i32(ow), i32(oc)}, {xir::DataType::XINT, 8});
-        out_->set_attr<int>("fix_point", m_->fp_after(m_->ops.size() - 1));
+        out_->set_attr<int>("fix_point", m_->fix_point(m_->output_tensor()));
     }
     std::pair<std::uint32_t, int> execute_async(const std::vector<vart::TensorBuffer*>& input,
                                                 const std::vector<vart::TensorBuffer*>& output) override {

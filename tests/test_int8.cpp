@@ -78,6 +78,6 @@ TEST_CASE("the fast int8 path refuses models it cannot run exactly, with the rea
     CHECK_THROWS_WITH_AS(sgp::target::int8_reference{cut}, doctest::Contains("shift_cut"), sgp::error);
     auto wrong = m;
     std::get<qconv>(wrong.ops[0]).cin += 1;
-    CHECK_THROWS_WITH_AS(sgp::target::int8_target{wrong}, doctest::Contains("the op before gives"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::target::int8_target{wrong}, doctest::Contains("its input is"), sgp::error);
     CHECK_THROWS_WITH_AS(sgp::target::int8_target{qmodel{}}, doctest::Contains("no operations"), sgp::error);
 }

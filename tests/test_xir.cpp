@@ -47,6 +47,8 @@
 #include <sgp/export/xmodel_import.hpp>
 #include <sgp/export/xmodel_reader.hpp>
 #include <sgp/export/xmodel_writer.hpp>
+#include <sgp/models/mobilenet.hpp>
+#include <sgp/models/resnet.hpp>
 #include <sgp/sgp.hpp>
 #include <sgp/target/dpu_runtime.hpp>
 #include <sgp/target/int8_reference.hpp>
@@ -213,11 +215,26 @@ TEST_CASE("real XIR reads every graph sgp writes: shapes, attribute types and op
     for (std::uint64_t seed = 1; seed <= 200; ++seed) {
         CAPTURE(seed);
         const auto path = dir.file("m" + std::to_string(seed) + ".xmodel");
-        sgp::xmodel::write(sgp_test::random_model(seed), path);
+        for (bool graph : {false, true}) {
+            sgp::xmodel::write(graph ? sgp_test::random_graph(seed) : sgp_test::random_model(seed), path);
+            const auto r = check_in_xir(path);
+            total.ops += r.ops, total.shape_mismatches += r.shape_mismatches;
+            total.type_mismatches += r.type_mismatches, total.table_mismatches += r.table_mismatches;
+            ++files;
+        }
+    }
+    // Folded networks: ResNet-20 (its option-A shortcuts as strided 1x1 convs) and MobileNetV2.
+    sgp::models::resnet20<sgp::input<1, 32, 32>, 10, 4> resnet(3);
+    sgp::models::mobilenet_v2<sgp::input<1, 32, 32>, 10, 8> mobilenet(4);
+    for (const auto& m : {sgp_test::calibrated_fold(resnet, 1), sgp_test::calibrated_fold(mobilenet, 2)}) {
+        const auto path = dir.file("net.xmodel");
+        sgp::xmodel::write(m, path);
         const auto r = check_in_xir(path);
-        total.ops += r.ops, total.shape_mismatches += r.shape_mismatches, total.type_mismatches += r.type_mismatches;
-        total.table_mismatches += r.table_mismatches;
+        MESSAGE("a folded network of " << m.ops.size() << " int8 ops: " << r.ops << " ops in XIR");
+        total.ops += r.ops, total.shape_mismatches += r.shape_mismatches;
+        total.type_mismatches += r.type_mismatches, total.table_mismatches += r.table_mismatches;
         ++files;
+        CHECK(run_int8(sgp::xmodel::to_qmodel(sgp::xmodel::read(path), path), 7) == run_int8(m, 7));
     }
     if (const char* more = std::getenv("SGP_XIR_FILES")) {
         std::stringstream list(more);
@@ -281,6 +298,20 @@ TEST_CASE("files XIR's own writer produced read back in sgp and compute the same
                 std::filesystem::copy_file(theirs, std::filesystem::path(fixtures) / sgp_test::fixture_name(seed, v),
                                            std::filesystem::copy_options::overwrite_existing);
         }
+        // Graphs (adds, depthwise, ReLU6, average pools with their mul, concats), as XIR writes them.
+        CAPTURE(seed);
+        const auto m = sgp_test::random_graph(seed);
+        const auto mine = dir.file("sgp.xmodel"), theirs = dir.file("xir.xmodel");
+        sgp::xmodel::write(m, mine);
+        xir::Graph::deserialize(mine)->serialize(theirs);
+        const auto back = sgp::xmodel::to_qmodel(sgp::xmodel::read(theirs), theirs);
+        CHECK(back.ops.size() == m.ops.size());
+        CHECK(run_int8(back, seed) == run_int8(m, seed));
+        if (fixtures && sgp_test::is_fixture(seed, sgp_test::xir_variant::plain, true))
+            std::filesystem::copy_file(
+                theirs,
+                std::filesystem::path(fixtures) / sgp_test::fixture_name(seed, sgp_test::xir_variant::plain, true),
+                std::filesystem::copy_options::overwrite_existing);
     }
 }
 

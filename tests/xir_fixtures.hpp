@@ -32,21 +32,30 @@ inline const char* variant_name(xir_variant v) {
 // The files: every variant of one model (conv, conv, max pool, linear), and one larger model
 // (three convs, a max pool, two linear layers) as XIR writes it. Each file also holds XIR's
 // op definitions (about 72 KB).
+// Then graphs of random_graph(seed) (residual adds, depthwise convs with ReLU6, average pools
+// with the DPU's factor as a mul, concats), chosen so that every op kind is in some file.
 struct xir_fixture {
     std::uint64_t seed;
     xir_variant variant;
+    bool graph = false;
 };
-inline constexpr std::array<xir_fixture, 4> xir_fixture_files{{{2, xir_variant::plain},
+inline constexpr std::array<xir_fixture, 7> xir_fixture_files{{{2, xir_variant::plain},
                                                                {2, xir_variant::first_conv_without_bias},
                                                                {2, xir_variant::lower_case_types},
-                                                               {34, xir_variant::plain}}};
-inline bool is_fixture(std::uint64_t seed, xir_variant v) {
+                                                               {34, xir_variant::plain},
+                                                               {12, xir_variant::plain, true},
+                                                               {36, xir_variant::plain, true},
+                                                               {38, xir_variant::plain, true}}};
+inline bool is_fixture(std::uint64_t seed, xir_variant v, bool graph = false) {
     for (const auto& f : xir_fixture_files)
-        if (f.seed == seed && f.variant == v) return true;
+        if (f.seed == seed && f.variant == v && f.graph == graph) return true;
     return false;
 }
-inline std::string fixture_name(std::uint64_t seed, xir_variant v) {
-    return "random" + std::to_string(seed) + "_" + variant_name(v) + ".xmodel";
+inline std::string fixture_name(std::uint64_t seed, xir_variant v, bool graph = false) {
+    return (graph ? "graph" : "random") + std::to_string(seed) + "_" + variant_name(v) + ".xmodel";
+}
+inline qmodel fixture_model(const xir_fixture& f) {
+    return f.graph ? random_graph(f.seed) : random_model(f.seed);
 }
 
 // The model a variant's file describes: without the first conv's bias, that conv adds zeros.

@@ -9,7 +9,7 @@ int main() {
     c.cin = c.cout = 1;
     c.weight = {0.5f}, c.bias = {0.f}, c.qweight = {64}, c.qbias = {0};
     c.fp_w = 7;
-    m.ops.push_back(c);
+    m.add(c);
     const auto g = sgp::xmodel::to_graph(m, "client");
     std::printf("%s: %d ops\n", g.graph_name().c_str(), g.op_node_size());
     return g.op_node_size() > 0 ? 0 : 1;

@@ -47,7 +47,7 @@ inline void attach_fp32(report& r, const timing& t) {
 // The node of the network each op of `m` comes from (the layer that opened it in quant::fold).
 inline std::vector<std::size_t> nodes_of_ops(const quant::qmodel& m) {
     std::vector<std::size_t> n;
-    for (const auto& op : m.ops) n.push_back(std::visit([](const auto& o) { return o.layer; }, op));
+    for (const auto& op : m.ops) n.push_back(quant::base_of(op).layer);
     return n;
 }
 

@@ -65,13 +65,52 @@ inline std::optional<std::vector<std::int64_t>> infer_shape(
             if (d <= 0) fail(where, who + " has a shape with a dimension <= 0: " + dims_text(shape));
         return shape;
     }
-    if (type == "fix" || type == "relu") return input("input");
-    if (type != "conv2d" && type != "maxpool2d") return std::nullopt;
+    if (type == "fix" || type == "relu" || type == "relu6") return input("input");
+    if (type == "add" || type == "mul" || type == "concat") {
+        std::vector<std::vector<std::int64_t>> in;
+        for (const auto& a : op.args())
+            if (a.arg_name() == "input")
+                for (const auto& p : a.arg_ops()) {
+                    const auto& d = ops.at(p)->output_tensor().tensor_dim();
+                    in.emplace_back(d.begin(), d.end());
+                }
+        if (in.size() < 2) fail(where, who + " has fewer than two inputs");
+        if (type == "concat") {
+            auto axis = static_cast<std::int64_t>(op.op_attr().at("axis").int32_value());
+            const auto rank = static_cast<std::int64_t>(in[0].size());
+            if (axis < 0) axis += rank;
+            if (axis < 0 || axis >= rank) fail(where, who + ": axis out of range");
+            auto out = in[0];
+            for (std::size_t k = 1; k < in.size(); ++k) {
+                if (in[k].size() != in[0].size()) fail(where, who + ": inputs of different ranks");
+                for (std::int64_t i = 0; i < rank; ++i)
+                    if (i != axis && in[k][static_cast<std::size_t>(i)] != in[0][static_cast<std::size_t>(i)])
+                        fail(where, who + ": input " + dims_text(in[k]) + " does not fit " + dims_text(in[0]));
+                out[static_cast<std::size_t>(axis)] += in[k][static_cast<std::size_t>(axis)];
+            }
+            return out;
+        }
+        // numpy broadcasting, aligned at the last dimension.
+        std::vector<std::int64_t> out;
+        for (const auto& d : in) {
+            if (d.size() > out.size()) out.insert(out.begin(), d.size() - out.size(), 1);
+            for (std::size_t i = 0; i < d.size(); ++i) {
+                auto& o = out[out.size() - d.size() + i];
+                if (o == 1)
+                    o = d[i];
+                else if (d[i] != 1 && d[i] != o)
+                    fail(where, who + ": inputs " + dims_text(in[0]) + " and " + dims_text(d) + " do not broadcast");
+            }
+        }
+        return out;
+    }
+    const bool depthwise = type == "depthwise-conv2d", conv = type == "conv2d" || depthwise;
+    if (!conv && type != "maxpool2d" && type != "avgpool2d") return std::nullopt;
     const auto in = input("input");
     if (in.size() != 4) fail(where, who + " reads a " + std::to_string(in.size()) + "-d tensor, not [N,H,W,C]");
     const auto kernel = ints("kernel", {}), stride = ints("stride", {}), pad = ints("pad", {0, 0, 0, 0});
-    // XIR's pooling ignores a dilation attribute (it passes {1, 1}); only a conv2d declares one.
-    const auto dilation = type == "conv2d" ? ints("dilation", {1, 1}) : std::vector<std::int64_t>{1, 1};
+    // XIR's pooling ignores a dilation attribute (it passes {1, 1}); only the convs declare one.
+    const auto dilation = conv ? ints("dilation", {1, 1}) : std::vector<std::int64_t>{1, 1};
     for (std::size_t i = 0; i < 2; ++i)
         if (kernel[i] < 1 || stride[i] < 1 || dilation[i] < 1)
             fail(where, who + ": kernel, stride and dilation must be >= 1");
@@ -89,17 +128,28 @@ inline std::optional<std::vector<std::int64_t>> infer_shape(
         if (w[1] != kernel[1] || w[2] != kernel[0])
             fail(where, who + ": weights " + dims_text(w) + " do not match the kernel attribute");
         channels = w[0];
+    }
+    if (depthwise) {  // weights [channel multiplier, kh, kw, ic]
+        const auto w = input("weights");
+        if (w.size() != 4 || w[3] != in[3] || w[0] < 1)
+            fail(where, who + ": weights " + (w.size() == 4 ? dims_text(w) : std::string("not 4-d")) +
+                            " are not [multiplier, kh, kw, " + std::to_string(in[3]) + "]");
+        if (w[1] != kernel[1] || w[2] != kernel[0])
+            fail(where, who + ": weights " + dims_text(w) + " do not match the kernel attribute");
+        channels = w[0] * w[3];
+    }
+    if (conv) {
         if (const auto* bias = [&]() -> const sgp::xmodel::pb::OPNode* {
                 for (const auto& a : op.args())
                     if (a.arg_name() == "bias" && a.arg_ops_size() == 1) return ops.at(a.arg_ops(0));
                 return nullptr;
             }();
-            bias && (bias->output_tensor().tensor_dim_size() != 1 || bias->output_tensor().tensor_dim(0) != w[0]))
-            fail(where, who + ": the bias is not [" + std::to_string(w[0]) + "]");
+            bias && (bias->output_tensor().tensor_dim_size() != 1 || bias->output_tensor().tensor_dim(0) != channels))
+            fail(where, who + ": the bias is not [" + std::to_string(channels) + "]");
     }
     std::int64_t oh = 1, ow = 1;
     const auto global = op.op_attr().find("global");
-    if (type == "conv2d" || global == op.op_attr().end() || !global->second.bool_value()) {
+    if (conv || global == op.op_attr().end() || !global->second.bool_value()) {
         const std::string& mode = op.op_attr().at("pad_mode").string_value();
         // XIR's FLOOR / CEIL / SAME / VALID output sizes. XIR sums in int32: a sum beyond it
         // would wrap there (and abort on the negative size), so it is refused here.

@@ -5,16 +5,25 @@
 //
 //   data -> fix                                  the input, at its fix point
 //   const -> fix (weights), const -> fix (bias)  float values that fix() leaves unchanged
-//   conv2d(input, weights, bias) [-> relu] -> fix
+//   conv2d(input, weights, bias) [-> relu | relu6] -> fix
+//   depthwise-conv2d(input, weights [1, kh, kw, C], bias) [-> relu | relu6] -> fix
 //   maxpool2d -> fix
+//   avgpool2d [-> mul(const kh kw N / 2^M)] -> fix   (the DPU's factor, as the quantizer writes it)
+//   add(inputs...) [-> relu] -> fix
+//   concat(inputs..., axis 3) -> fix
+// A fix may feed several ops (a residual block's input, a concat's branches).
 //
 // A linear layer becomes a conv2d whose kernel covers its input map (a flatten of [C][H][W]
-// features is then the same sum), which the DPU runs as a convolution. Part of the optional
-// xmodel component (needs protobuf): link sgp::xmodel.
+// features is then the same sum), which the DPU runs as a convolution. Vitis AI's quantizer
+// writes a matmul after a flatten instead; sgp keeps the conv because NHWC and NCHW flatten
+// the same map in different orders, and the window over the map needs no reshape op whose
+// order the compiler must agree on (docs/deployment.md). Part of the optional xmodel
+// component (needs protobuf): link sgp::xmodel.
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -25,6 +34,7 @@
 #include "sgp/export/xmodel_reader.hpp"
 #include "sgp/io/atomic_file.hpp"
 #include "sgp/quant/calibrate.hpp"
+#include "sgp/quant/dpu_arithmetic.hpp"
 #include "sgp/quant/fix_point.hpp"
 #include "sgp/quant/qmodel.hpp"
 
@@ -63,6 +73,17 @@ public:
         t->set_data_type(static_cast<std::int32_t>(data_type::float_));
         t->set_tensor_bit_width(32);
         names_.push_back(name);
+        return op;
+    }
+    // An op whose one input `arg` has several producers (add, mul, concat: XIR lists them
+    // under one argument, in order).
+    sgp::xmodel::pb::OPNode& add_repeated(const std::string& name, const std::string& type,
+                                          std::vector<std::uint32_t> dims, const std::string& arg,
+                                          const std::vector<std::string>& producers) {
+        auto& op = add(name, type, std::move(dims), {});
+        auto* a = op.add_args();
+        a->set_arg_name(arg);
+        for (const auto& p : producers) a->add_arg_ops(p);
         return op;
     }
     // fix(producer) at fix point fp: the same shape, DPU rounding, signed 8 bits.
@@ -106,66 +127,144 @@ inline std::uint32_t u32(std::size_t v) {
     return static_cast<std::uint32_t>(v);
 }
 
+// A conv's fused activation as its own op before the fix (relu, relu6), or none.
+inline std::string activation(graph_builder& b, const std::string& producer, quant::activation a, const std::string& p,
+                              const std::vector<std::uint32_t>& dims) {
+    if (a == quant::activation::none) return producer;
+    const std::string type(quant::activation_name(a));
+    return b.add(p + "_" + type, type, dims, {{"input", producer}}).op_name();
+}
+
+// A depthwise conv as Vitis AI's quantizer writes it: weights [1, kh, kw, C] (the channel
+// multiplier first), no group attribute; returns the fix of its output.
+inline std::string depthwise(graph_builder& b, const quant::qconv& q, const std::string& p, const std::string& input,
+                             const std::vector<std::uint32_t>& dims) {
+    const std::size_t k = q.k, c = q.cout;
+    std::vector<float> wt(k * k * c), bias(c);
+    for (std::size_t ch = 0; ch < c; ++ch) {
+        for (std::size_t t = 0; t < k * k; ++t) wt[t * c + ch] = quant::dequantize(q.qweight[ch * k * k + t], q.fp_w);
+        bias[ch] = quant::dequantize(q.qbias[ch], q.fp_b);
+    }
+    const std::vector<std::uint32_t> wdims{1, u32(k), u32(k), u32(c)};
+    const std::string wfix = b.fix(b.constant(p + "_weights", wt, wdims), q.fp_w, wdims);
+    const std::string bfix = b.fix(b.constant(p + "_bias", bias, {u32(c)}), q.fp_b, {u32(c)});
+    auto& op =
+        b.add(p + "_depthwise_conv2d", "depthwise-conv2d", dims, {{"input", input}, {"weights", wfix}, {"bias", bfix}});
+    const auto K = static_cast<std::int32_t>(k), S = static_cast<std::int32_t>(q.stride),
+               P = static_cast<std::int32_t>(q.pad);
+    set_int32_vec(op, "kernel", {K, K});
+    set_int32_vec(op, "stride", {S, S});
+    set_int32_vec(op, "dilation", {1, 1});
+    attr(op, "pad_mode").set_string_value("FLOOR");
+    set_int32_vec(op, "pad", {P, P, P, P});
+    return b.fix(activation(b, op.op_name(), q.act, p, dims), q.fp_out, dims);
+}
+
 }  // namespace detail
 
 // The graph of a calibrated qmodel.
 inline sgp::xmodel::pb::Graph to_graph(const quant::qmodel& m, const std::string& name = "sgp") {
     using detail::u32;
-    if (m.ops.empty()) fail("xmodel::to_graph", "the model has no operations");
+    quant::validate_calibrated(m, "xmodel::to_graph");
     detail::graph_builder b(name);
-    std::size_t c = m.c, h = m.h, w = m.w;
-    std::vector<std::uint32_t> dims{1, u32(h), u32(w), u32(c)};
-    auto& data = b.add("input", "data", dims, {});
-    detail::set_int32_vec(
-        data, "shape", {1, static_cast<std::int32_t>(h), static_cast<std::int32_t>(w), static_cast<std::int32_t>(c)});
-    detail::attr(data, "data_type").set_string_value("FLOAT32");
-    std::string last = b.fix("input", m.fp_in, dims);
+    auto nhwc = [&](std::size_t t) {
+        const auto d = m.dims(t);
+        return std::vector<std::uint32_t>{1, u32(d.h), u32(d.w), u32(d.c)};
+    };
+    const auto K = [](std::size_t v) { return static_cast<std::int32_t>(v); };
+    std::vector<std::string> produced(m.tensor_count());  // the fix op that holds each tensor
+    {
+        const auto d = m.dims(0);
+        auto& data = b.add("input", "data", nhwc(0), {});
+        detail::set_int32_vec(data, "shape", {1, K(d.h), K(d.w), K(d.c)});
+        detail::attr(data, "data_type").set_string_value("FLOAT32");
+        produced[0] = b.fix("input", m.fp_in, nhwc(0));
+    }
     for (std::size_t i = 0; i < m.ops.size(); ++i) {
-        if (const auto* q = std::get_if<quant::qconv>(&m.ops[i])) {
-            quant::require_calibrated(*q, "xmodel::to_graph");
-            const std::string p = "layer" + std::to_string(q->layer);
-            const auto win = quant::window_of(*q, c, h, w, "xmodel::to_graph", i);
-            const std::size_t kh = win.kh, kw = win.kw, cin = win.cin, stride = win.stride, pad = win.pad;
-            std::vector<float> wt(q->cout * kh * kw * cin), bias(q->cout);
-            for (std::size_t o = 0; o < q->cout; ++o) {
-                for (std::size_t ci = 0; ci < cin; ++ci)
-                    for (std::size_t y = 0; y < kh; ++y)
-                        for (std::size_t x = 0; x < kw; ++x)
-                            wt[((o * kh + y) * kw + x) * cin + ci] =  // OIHW -> OHWI
-                                quant::dequantize(q->qweight[((o * cin + ci) * kh + y) * kw + x], q->fp_w);
-                bias[o] = quant::dequantize(q->qbias[o], q->fp_b);
-            }
-            const std::vector<std::uint32_t> wdims{u32(q->cout), u32(kh), u32(kw), u32(cin)};
-            const std::string wfix = b.fix(b.constant(p + "_weights", wt, wdims), q->fp_w, wdims);
-            const std::string bfix = b.fix(b.constant(p + "_bias", bias, {u32(q->cout)}), q->fp_b, {u32(q->cout)});
-            const std::size_t oh = win.oh, ow = win.ow;
-            dims = {1, u32(oh), u32(ow), u32(q->cout)};
-            auto& conv = b.add(p + "_conv2d", "conv2d", dims, {{"input", last}, {"weights", wfix}, {"bias", bfix}});
-            const auto K = [](std::size_t v) { return static_cast<std::int32_t>(v); };
-            detail::set_int32_vec(conv, "kernel", {K(kw), K(kh)});
-            detail::set_int32_vec(conv, "stride", {K(stride), K(stride)});
-            detail::set_int32_vec(conv, "dilation", {1, 1});
-            detail::attr(conv, "pad_mode").set_string_value("FLOOR");
-            detail::set_int32_vec(conv, "pad", {K(pad), K(pad), K(pad), K(pad)});
-            detail::attr(conv, "group").set_int32_value(1);
-            last = conv.op_name();
-            if (q->relu) last = b.add(p + "_relu", "relu", dims, {{"input", last}}).op_name();
-            last = b.fix(last, q->fp_out, dims);
-            c = q->cout, h = oh, w = ow;
-        } else {
-            const auto& pool = std::get<quant::qmax_pool>(m.ops[i]);
-            const std::string p = "layer" + std::to_string(pool.layer);
-            dims = {1, u32(pool.oh), u32(pool.ow), u32(pool.c)};
-            auto& op = b.add(p + "_maxpool2d", "maxpool2d", dims, {{"input", last}});
-            const auto K = static_cast<std::int32_t>(pool.k), S = static_cast<std::int32_t>(pool.stride);
-            detail::set_int32_vec(op, "kernel", {K, K});
-            detail::set_int32_vec(op, "stride", {S, S});
-            detail::attr(op, "pad_mode").set_string_value("FLOOR");
-            detail::set_int32_vec(op, "pad", {0, 0, 0, 0});
-            detail::attr(op, "global").set_bool_value(false);
-            last = b.fix(op.op_name(), m.fp_after(i), dims);
-            h = pool.oh, w = pool.ow;
-        }
+        const auto& inputs = quant::base_of(m.ops[i]).inputs;
+        const std::string& last = produced[inputs[0]];
+        const auto dims = nhwc(i + 1);
+        std::visit(
+            quant::overloaded{
+                [&](const quant::qconv& q) {
+                    const std::string p = "layer" + std::to_string(q.layer);
+                    if (q.depthwise()) {
+                        produced[i + 1] = depthwise(b, q, p, last, dims);
+                        return;
+                    }
+                    const auto in = m.dims(inputs[0]);
+                    const auto win = quant::window_of(q, in.c, in.h, in.w, "xmodel::to_graph", i);
+                    const std::size_t kh = win.kh, kw = win.kw, cin = win.cin, stride = win.stride, pad = win.pad;
+                    std::vector<float> wt(q.cout * kh * kw * cin), bias(q.cout);
+                    for (std::size_t o = 0; o < q.cout; ++o) {
+                        for (std::size_t ci = 0; ci < cin; ++ci)
+                            for (std::size_t y = 0; y < kh; ++y)
+                                for (std::size_t x = 0; x < kw; ++x)
+                                    wt[((o * kh + y) * kw + x) * cin + ci] =  // OIHW -> OHWI
+                                        quant::dequantize(q.qweight[((o * cin + ci) * kh + y) * kw + x], q.fp_w);
+                        bias[o] = quant::dequantize(q.qbias[o], q.fp_b);
+                    }
+                    const std::vector<std::uint32_t> wdims{u32(q.cout), u32(kh), u32(kw), u32(cin)};
+                    const std::string wfix = b.fix(b.constant(p + "_weights", wt, wdims), q.fp_w, wdims);
+                    const std::string bfix = b.fix(b.constant(p + "_bias", bias, {u32(q.cout)}), q.fp_b, {u32(q.cout)});
+                    auto& conv =
+                        b.add(p + "_conv2d", "conv2d", dims, {{"input", last}, {"weights", wfix}, {"bias", bfix}});
+                    detail::set_int32_vec(conv, "kernel", {K(kw), K(kh)});
+                    detail::set_int32_vec(conv, "stride", {K(stride), K(stride)});
+                    detail::set_int32_vec(conv, "dilation", {1, 1});
+                    detail::attr(conv, "pad_mode").set_string_value("FLOOR");
+                    detail::set_int32_vec(conv, "pad", {K(pad), K(pad), K(pad), K(pad)});
+                    detail::attr(conv, "group").set_int32_value(1);
+                    produced[i + 1] = b.fix(detail::activation(b, conv.op_name(), q.act, p, dims), q.fp_out, dims);
+                },
+                [&](const quant::qmax_pool& pool) {
+                    const std::string p = "layer" + std::to_string(pool.layer);
+                    auto& op = b.add(p + "_maxpool2d", "maxpool2d", dims, {{"input", last}});
+                    detail::set_int32_vec(op, "kernel", {K(pool.k), K(pool.k)});
+                    detail::set_int32_vec(op, "stride", {K(pool.stride), K(pool.stride)});
+                    detail::attr(op, "pad_mode").set_string_value("FLOOR");
+                    detail::set_int32_vec(op, "pad", {0, 0, 0, 0});
+                    detail::attr(op, "global").set_bool_value(false);
+                    produced[i + 1] = b.fix(op.op_name(), pool.fp_out, dims);
+                },
+                [&](const quant::qavg_pool& pool) {
+                    const std::string p = "layer" + std::to_string(pool.layer);
+                    auto& op = b.add(p + "_avgpool2d", "avgpool2d", dims, {{"input", last}});
+                    detail::set_int32_vec(op, "kernel", {K(pool.k), K(pool.k)});
+                    detail::set_int32_vec(op, "stride", {K(pool.stride), K(pool.stride)});
+                    detail::attr(op, "pad_mode").set_string_value("FLOOR");
+                    detail::set_int32_vec(op, "pad", {0, 0, 0, 0});
+                    detail::attr(op, "global").set_bool_value(pool.global());
+                    detail::attr(op, "count_include_pad").set_bool_value(true);
+                    detail::attr(op, "count_include_invalid").set_bool_value(true);
+                    std::string out = op.op_name();
+                    // The DPU's average is the sum times N / 2^M: Vitis AI's quantizer writes the
+                    // difference from the true mean as a mul by kh kw N / 2^M (exactly 1 for
+                    // power-of-two windows, then left out).
+                    const auto s = quant::dpu::avg_pool_scale(pool.k, pool.k);
+                    const double scale = static_cast<double>(pool.k * pool.k * s.n) / std::ldexp(1.0, s.m);
+                    if (scale != 1.0) {
+                        const std::string c = b.constant(p + "_avgpool_scale", {static_cast<float>(scale)}, {1});
+                        out = b.add_repeated(p + "_avgpool_mul", "mul", dims, "input", {out, c}).op_name();
+                    }
+                    produced[i + 1] = b.fix(out, pool.fp_out, dims);
+                },
+                [&](const quant::qadd& a) {
+                    const std::string p = "layer" + std::to_string(a.layer);
+                    std::vector<std::string> in;
+                    for (auto t : inputs) in.push_back(produced[t]);
+                    auto& op = b.add_repeated(p + "_add", "add", dims, "input", in);
+                    produced[i + 1] = b.fix(detail::activation(b, op.op_name(), a.act, p, dims), a.fp_out, dims);
+                },
+                [&](const quant::qconcat& k) {
+                    const std::string p = "layer" + std::to_string(k.layer);
+                    std::vector<std::string> in;
+                    for (auto t : inputs) in.push_back(produced[t]);
+                    auto& op = b.add_repeated(p + "_concat", "concat", dims, "input", in);
+                    detail::attr(op, "axis").set_int32_value(3);  // channels of NHWC
+                    produced[i + 1] = b.fix(op.op_name(), k.fp_out, dims);
+                }},
+            m.ops[i]);
     }
     return b.finish();
 }

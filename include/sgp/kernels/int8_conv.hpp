@@ -43,7 +43,7 @@ struct conv_args {
     std::size_t cout_pad = 0;                    // output channels padded to the lane count
     const std::int32_t* offset = nullptr;        // [cout_pad]: rounding, bias and the 128 correction
     int cut = 0;                                 // right shift of (sum + offset)
-    bool relu = false;
+    std::int32_t lo = -128, hi = 127;            // the activation's clamp (ReLU: lo 0; ReLU6: hi 96)
 };
 
 inline std::uint32_t load_dword(const std::uint8_t* p) {
@@ -68,7 +68,8 @@ struct vnni16 {
         constexpr __mmask16 all = 0xFFFF;
         __m512i v = _mm512_add_epi32(a, _mm512_loadu_si512(g.offset + o));
         v = _mm512_maskz_sra_epi32(all, v, _mm_cvtsi32_si128(g.cut));
-        if (g.relu) v = _mm512_maskz_max_epi32(all, v, _mm512_setzero_si512());
+        v = _mm512_maskz_min_epi32(all, _mm512_maskz_max_epi32(all, v, _mm512_set1_epi32(g.lo)),
+                                   _mm512_set1_epi32(g.hi));
         const __m128i q = _mm_xor_si128(_mm512_maskz_cvtsepi32_epi8(all, v), _mm_set1_epi8(static_cast<char>(0x80)));
         _mm_mask_storeu_epi8(y, static_cast<__mmask16>((1u << n) - 1u), q);
     }
@@ -87,7 +88,8 @@ struct vnni8 {
         constexpr __mmask8 all = 0xFF;
         __m256i v = _mm256_add_epi32(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.offset + o)));
         v = _mm256_maskz_sra_epi32(all, v, _mm_cvtsi32_si128(g.cut));
-        if (g.relu) v = _mm256_maskz_max_epi32(all, v, _mm256_setzero_si256());
+        v = _mm256_maskz_min_epi32(all, _mm256_maskz_max_epi32(all, v, _mm256_set1_epi32(g.lo)),
+                                   _mm256_set1_epi32(g.hi));
         const __m128i q = _mm_xor_si128(_mm256_maskz_cvtsepi32_epi8(all, v), _mm_set1_epi8(static_cast<char>(0x80)));
         _mm_mask_storeu_epi8(y, static_cast<__mmask16>((1u << n) - 1u), q);
     }
@@ -138,9 +140,8 @@ struct portable {
         std::int32_t s[lanes];
         store(a, s);
         for (std::size_t i = 0; i < n; ++i) {
-            std::int32_t v = (s[i] + g.offset[o + i]) >> g.cut;  // arithmetic (C++20)
-            if (g.relu) v = std::max(v, 0);
-            y[i] = static_cast<std::uint8_t>(std::clamp(v, -128, 127) + 128);
+            const std::int32_t v = (s[i] + g.offset[o + i]) >> g.cut;  // arithmetic (C++20)
+            y[i] = static_cast<std::uint8_t>(std::clamp(std::clamp(v, g.lo, g.hi), -128, 127) + 128);
         }
     }
 };

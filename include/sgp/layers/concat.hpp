@@ -155,7 +155,14 @@ struct concat {
         }
         template <class Q>
         void fold_int8(Q& q, std::size_t base) {
-            q.unsupported(base + node_count - 1, kind);  // the DPU's concat: the int8 issue
+            const auto in = q.here();
+            std::vector<std::decay_t<decltype(in)>> parts;
+            for_each_branch([&](std::size_t i, auto& b) {
+                q.restore(in);
+                b.fold_int8(q, base + node_offset[i]);
+                parts.push_back(q.here());
+            });
+            q.concat(base + node_count - 1, parts);
         }
 
     private:

@@ -6,7 +6,7 @@
 //   role        what it does to channels, for pruning (channel_role below)
 //   cost_at     its parameters and multiply-adds at given active widths
 //   declaration its C++ declaration at its active (pruned) widths
-//   fold_int8   how it enters the DPU's int8 model (or that it has no int8 form yet)
+//   fold_int8   how it enters the DPU's int8 model (quant/fold.hpp)
 // and runs forward / backward. A composite layer (chain, residual, concat) holds chains of
 // layers and states the same through its children (composite.hpp). docs/architecture.md
 // shows how to add a layer.
@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sgp/core/cost.hpp"
 #include "sgp/layers/layer.hpp"
@@ -81,8 +82,19 @@ struct int8_folder {
               std::size_t oh, std::size_t ow, const float* weight, const float* bias);
     void linear(std::size_t, std::size_t cin, std::size_t cout, const float* weight, const float* bias);
     void batch_norm(std::size_t, const float* gamma, const float* beta, const float* mean, const float* var, float eps);
+    void depthwise_conv(std::size_t, std::size_t c, std::size_t k, std::size_t stride, std::size_t pad, std::size_t oh,
+                        std::size_t ow, const float* weight, const float* bias);
     void relu(std::size_t);
+    void relu6(std::size_t);
     void max_pool(std::size_t, std::size_t k, std::size_t stride, std::size_t oh, std::size_t ow);
+    void avg_pool(std::size_t, std::size_t k, std::size_t stride, std::size_t oh, std::size_t ow);
+    void subsample_pad(std::size_t, std::size_t before, std::size_t after, std::size_t stride, std::size_t oh,
+                       std::size_t ow);
+    struct point {};
+    point here();
+    void restore(const point&);
+    void add(std::size_t, const std::vector<point>& parts, bool relu);
+    void concat(std::size_t, const std::vector<point>& parts);
     void flatten(std::size_t);
     void identity(std::size_t);
     void unsupported(std::size_t, std::string_view kind);

@@ -64,7 +64,7 @@ struct depthwise_conv2d {
         }
         template <class Q>
         void fold_int8(Q& q, std::size_t id) {
-            q.unsupported(id, kind);  // the DPU's depthwise conv-fix: the int8 issue
+            q.depthwise_conv(id, c_, K, S, P, out_shape.h, out_shape.w, weight_.data(), Bias ? bias_.data() : nullptr);
         }
 
         void forward(run_context& cx, const float* x, float* y, std::size_t n) {

@@ -32,7 +32,7 @@ public:
         if constexpr (Max)
             q.max_pool(id, K, S, out_shape.h, out_shape.w);
         else
-            q.unsupported(id, kind);  // the DPU's average pooling: the int8 issue
+            q.avg_pool(id, K, S, out_shape.h, out_shape.w);
     }
 
     void set_input_channels(std::size_t c) { c_ = c; }

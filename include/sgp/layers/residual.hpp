@@ -225,7 +225,12 @@ struct residual_t {
         }
         template <class Q>
         void fold_int8(Q& q, std::size_t base) {
-            q.unsupported(base + node_count - 1, kind);  // the DPU's eltwise add: the int8 issue
+            const auto in = q.here();
+            body_.fold_int8(q, base);
+            const auto body_out = q.here();
+            q.restore(in);
+            if constexpr (!sc::identity) shortcut_.fold_int8(q, base + body_type::node_count);
+            q.add(base + node_count - 1, {body_out, q.here()}, Relu);
         }
 
         body_type& body() { return body_; }

@@ -44,7 +44,7 @@ struct subsample_pad {
         }
         template <class Q>
         void fold_int8(Q& q, std::size_t id) {
-            q.unsupported(id, kind);
+            q.subsample_pad(id, pad, Out - In.c - pad, S, out_shape.h, out_shape.w);
         }
 
         void forward(run_context&, const float* x, float* y, std::size_t n) {

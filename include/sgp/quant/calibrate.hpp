@@ -1,7 +1,8 @@
 #pragma once
 // Fix points for a folded network (quant/qmodel.hpp): activations from calibration images run
-// through the float network, weights and biases from their own values; then the DPU's shift
-// limits enforced by moving fix points, each move recorded in qmodel::adjustments.
+// through the float network, weights and biases from their own values; then the DPU's rules
+// (a conv's shift limits, the eltwise, concat and pooling rules) enforced by moving fix
+// points, each move recorded in qmodel::adjustments.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -11,6 +12,7 @@
 
 #include "sgp/core/error.hpp"
 #include "sgp/quant/fix_point.hpp"
+#include "sgp/quant/fold.hpp"
 #include "sgp/quant/qmodel.hpp"
 
 namespace sgp::quant {
@@ -20,50 +22,94 @@ enum class calibration {
     mse       // the fix point with the least squared error over the values seen
 };
 
-// The folded network in float on one image x ([C][H][W]); acts[i] is op i's output.
+namespace detail {
+
+// One conv op in float (double sums), [cin][h][w] -> [cout][oh][ow]; groups split the channels.
+inline void float_conv(const qconv& c, const float* in, float* out) {
+    const std::size_t taps = c.taps(), gin = c.cin / c.groups, gout = c.cout / c.groups;
+    for (std::size_t o = 0; o < c.cout; ++o) {
+        const std::size_t c0 = o / gout * gin;
+        for (std::size_t oy = 0; oy < c.oh; ++oy)
+            for (std::size_t ox = 0; ox < c.ow; ++ox) {
+                double s = c.bias[o];
+                for (std::size_t ci = 0; ci < gin; ++ci)
+                    for (std::size_t ky = 0; ky < c.k; ++ky)
+                        for (std::size_t kx = 0; kx < c.k; ++kx) {
+                            const auto iy =
+                                static_cast<std::ptrdiff_t>(oy * c.stride + ky) - static_cast<std::ptrdiff_t>(c.pad);
+                            const auto ix =
+                                static_cast<std::ptrdiff_t>(ox * c.stride + kx) - static_cast<std::ptrdiff_t>(c.pad);
+                            if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(c.h) ||
+                                ix >= static_cast<std::ptrdiff_t>(c.w))
+                                continue;
+                            s += static_cast<double>(c.weight[o * taps + (ci * c.k + ky) * c.k + kx]) *
+                                 in[((c0 + ci) * c.h + static_cast<std::size_t>(iy)) * c.w +
+                                    static_cast<std::size_t>(ix)];
+                        }
+                if (c.act != activation::none) s = std::max(s, 0.0);
+                if (c.act == activation::relu6) s = std::min(s, 6.0);
+                out[(o * c.oh + oy) * c.ow + ox] = static_cast<float>(s);
+            }
+    }
+}
+
+// A k x k window (no padding) over each channel, reduced by `f` from the first value.
+template <class Pool, class F>
+void float_pool(const Pool& p, const float* in, float* out, F&& f) {
+    for (std::size_t ch = 0; ch < p.c; ++ch)
+        for (std::size_t oy = 0; oy < p.oh; ++oy)
+            for (std::size_t ox = 0; ox < p.ow; ++ox) {
+                const float* win = in + (ch * p.h + oy * p.stride) * p.w + ox * p.stride;
+                out[(ch * p.oh + oy) * p.ow + ox] = f(win, p.w);
+            }
+}
+
+}  // namespace detail
+
+// The folded network in float on one image x ([C][H][W]); acts[i] is op i's output. An average
+// pool here is the true mean (the DPU's approximation of it is the int8 path's business).
 inline void float_forward(const qmodel& m, const float* x, std::vector<std::vector<float>>& acts) {
     acts.resize(m.ops.size());
-    const float* in = x;
+    auto tensor = [&](std::size_t t) { return t == 0 ? x : acts[t - 1].data(); };
     for (std::size_t i = 0; i < m.ops.size(); ++i) {
         auto& out = acts[i];
-        if (const auto* c = std::get_if<qconv>(&m.ops[i])) {
-            out.assign(c->cout * c->oh * c->ow, 0.f);
-            const std::size_t taps = c->cin * c->k * c->k;
-            for (std::size_t o = 0; o < c->cout; ++o)
-                for (std::size_t oy = 0; oy < c->oh; ++oy)
-                    for (std::size_t ox = 0; ox < c->ow; ++ox) {
-                        double s = c->bias[o];
-                        for (std::size_t ci = 0; ci < c->cin; ++ci)
-                            for (std::size_t ky = 0; ky < c->k; ++ky)
-                                for (std::size_t kx = 0; kx < c->k; ++kx) {
-                                    const auto iy = static_cast<std::ptrdiff_t>(oy * c->stride + ky) -
-                                                    static_cast<std::ptrdiff_t>(c->pad);
-                                    const auto ix = static_cast<std::ptrdiff_t>(ox * c->stride + kx) -
-                                                    static_cast<std::ptrdiff_t>(c->pad);
-                                    if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(c->h) ||
-                                        ix >= static_cast<std::ptrdiff_t>(c->w))
-                                        continue;
-                                    s += static_cast<double>(c->weight[o * taps + (ci * c->k + ky) * c->k + kx]) *
-                                         in[(ci * c->h + static_cast<std::size_t>(iy)) * c->w +
-                                            static_cast<std::size_t>(ix)];
-                                }
-                        if (c->relu) s = std::max(s, 0.0);
-                        out[(o * c->oh + oy) * c->ow + ox] = static_cast<float>(s);
-                    }
-        } else {
-            const auto& p = std::get<qmax_pool>(m.ops[i]);
-            out.assign(p.c * p.oh * p.ow, 0.f);
-            for (std::size_t ch = 0; ch < p.c; ++ch)
-                for (std::size_t oy = 0; oy < p.oh; ++oy)
-                    for (std::size_t ox = 0; ox < p.ow; ++ox) {
-                        float v = in[(ch * p.h + oy * p.stride) * p.w + ox * p.stride];
-                        for (std::size_t ky = 0; ky < p.k; ++ky)
-                            for (std::size_t kx = 0; kx < p.k; ++kx)
-                                v = std::max(v, in[(ch * p.h + oy * p.stride + ky) * p.w + ox * p.stride + kx]);
-                        out[(ch * p.oh + oy) * p.ow + ox] = v;
-                    }
-        }
-        in = out.data();
+        out.assign(out_of(m.ops[i]).size(), 0.f);
+        const auto& inputs = base_of(m.ops[i]).inputs;
+        const float* in = tensor(inputs[0]);
+        std::visit(overloaded{[&](const qconv& c) { detail::float_conv(c, in, out.data()); },
+                              [&](const qmax_pool& p) {
+                                  detail::float_pool(p, in, out.data(), [&](const float* win, std::size_t row) {
+                                      float v = win[0];
+                                      for (std::size_t ky = 0; ky < p.k; ++ky)
+                                          for (std::size_t kx = 0; kx < p.k; ++kx) v = std::max(v, win[ky * row + kx]);
+                                      return v;
+                                  });
+                              },
+                              [&](const qavg_pool& p) {
+                                  detail::float_pool(p, in, out.data(), [&](const float* win, std::size_t row) {
+                                      double s = 0;
+                                      for (std::size_t ky = 0; ky < p.k; ++ky)
+                                          for (std::size_t kx = 0; kx < p.k; ++kx) s += win[ky * row + kx];
+                                      return static_cast<float>(s / static_cast<double>(p.k * p.k));
+                                  });
+                              },
+                              [&](const qadd& a) {
+                                  for (std::size_t j = 0; j < out.size(); ++j) {
+                                      double s = 0;
+                                      for (auto t : inputs) s += tensor(t)[j];
+                                      if (a.act == activation::relu) s = std::max(s, 0.0);
+                                      out[j] = static_cast<float>(s);
+                                  }
+                              },
+                              [&](const qconcat& k) {
+                                  float* o = out.data();
+                                  for (std::size_t j = 0; j < inputs.size(); ++j) {
+                                      const std::size_t n = k.channels[j] * k.h * k.w;
+                                      std::copy(tensor(inputs[j]), tensor(inputs[j]) + n, o);
+                                      o += n;
+                                  }
+                              }},
+                   m.ops[i]);
     }
 }
 
@@ -120,6 +166,117 @@ inline shifts checked_shifts(const qconv& c, int fp_in, const std::string& where
     return {static_cast<int>(cut), static_cast<int>(bias)};
 }
 
+// The fix-point rules of the ops beside conv, as Vitis AI's quantizer and compiler enforce
+// them (and AMD's Olive vitis_ai pass states): an eltwise add needs max(input fix) - min(input
+// fix) <= 15 and |min(input fix) - output fix| <= 15; a concat has its inputs and its output
+// at one fix point; a pool keeps its input's fix point. Fails naming op `index` and the rule.
+inline void check_fix_rules(const qmodel& m, std::size_t index, const std::string& where) {
+    const auto& b = base_of(m.ops[index]);
+    const std::string op = "op " + std::to_string(index) + " (" + std::string(kind_of(m.ops[index])) + ")";
+    auto in_range = [](int v) { return v >= -64 && v <= 64; };
+    for (auto t : b.inputs)
+        if (!in_range(m.fix_point(t)) || !in_range(b.fp_out)) fail(where, op + ": fix point outside -64..64");
+    auto pool = [&] {
+        if (m.fix_point(b.inputs[0]) != b.fp_out)
+            fail(where, op + ": input at fix point " + std::to_string(m.fix_point(b.inputs[0])) + ", output at " +
+                            std::to_string(b.fp_out) + " (a pool keeps its input's fix point)");
+    };
+    std::visit(overloaded{[&](const qconv& c) { checked_shifts(c, m.fix_point(b.inputs[0]), where, index); },
+                          [&](const qadd&) {
+                              int lo = 64, hi = -64;
+                              for (auto t : b.inputs)
+                                  lo = std::min(lo, m.fix_point(t)), hi = std::max(hi, m.fix_point(t));
+                              if (hi - lo > 15 || lo - b.fp_out > 15 || lo - b.fp_out < -15)
+                                  fail(where, op + ": input fix points " + std::to_string(lo) + ".." +
+                                                  std::to_string(hi) + " and output " + std::to_string(b.fp_out) +
+                                                  " break the eltwise rule (max - min <= 15, |min - out| <= 15)");
+                          },
+                          [&](const qconcat&) {
+                              for (auto t : b.inputs)
+                                  if (m.fix_point(t) != b.fp_out)
+                                      fail(where, op + ": input at fix point " + std::to_string(m.fix_point(t)) +
+                                                      ", output at " + std::to_string(b.fp_out) +
+                                                      " (a concat keeps one fix point)");
+                          },
+                          [&](const qmax_pool&) { pool(); }, [&](const qavg_pool&) { pool(); }},
+               m.ops[index]);
+}
+
+// Structure (validate) and every fix-point rule; what the int8 paths and the exporter require.
+inline void validate_calibrated(const qmodel& m, const std::string& where) {
+    validate(m, where);
+    for (std::size_t i = 0; i < m.ops.size(); ++i) {
+        if (const auto* c = std::get_if<qconv>(&m.ops[i])) require_calibrated(*c, where);
+        check_fix_rules(m, i, where);
+    }
+}
+
+// Lowers fix points (coarser steps: never a clipped value that fitted before) until every
+// op's rule holds, recording each move. Lowering only, so it ends: a rule sets a fix point to
+// at most another's plus a constant, and no chain of rules lowers a tensor below itself.
+inline void enforce_fix_rules(qmodel& m) {
+    auto lower = [&](std::size_t t, int to, std::size_t by, const std::string& why) {
+        const int from = m.fix_point(t);
+        if (to >= from) return false;
+        const std::string rule = std::string(kind_of(m.ops[by])) + " op " + std::to_string(by) + ": " + why;
+        if (t == 0) {
+            m.adjustments.push_back({by, "input", from, to, rule});
+            m.fp_in = to;
+        } else {
+            m.adjustments.push_back({t - 1, "output", from, to, rule});
+            base_of(m.ops[t - 1]).fp_out = to;
+        }
+        return true;
+    };
+    const std::size_t limit = 64 * (m.ops.size() + 1);
+    for (std::size_t round = 0;; ++round) {
+        if (round == limit) fail("quant::calibrate", "the fix-point rules did not settle");
+        bool moved = false;
+        for (std::size_t i = 0; i < m.ops.size(); ++i) {
+            auto& b = base_of(m.ops[i]);
+            const std::size_t self = i + 1;
+            auto pool = [&] {
+                const int lo = std::min(m.fix_point(b.inputs[0]), b.fp_out);
+                moved |= lower(b.inputs[0], lo, i, "a pool keeps its input's fix point");
+                moved |= lower(self, lo, i, "a pool keeps its input's fix point");
+            };
+            std::visit(overloaded{[&](qconv& c) {
+                                      const int fp_in = m.fix_point(b.inputs[0]);
+                                      if (fp_in + c.fp_w - c.fp_out < 0)
+                                          moved |= lower(self, fp_in + c.fp_w, i, "shift_cut < 0");
+                                      const int cut = fp_in + c.fp_w - c.fp_out;
+                                      if (cut > 16) {
+                                          m.adjustments.push_back({i, "weights", c.fp_w, c.fp_w - (cut - 16),
+                                                                   "shift_cut " + std::to_string(cut) + " > 16"});
+                                          c.fp_w -= cut - 16;
+                                      }
+                                  },
+                                  [&](qadd&) {
+                                      int lo = m.fix_point(b.inputs[0]);
+                                      for (auto t : b.inputs) lo = std::min(lo, m.fix_point(t));
+                                      for (auto t : b.inputs)
+                                          moved |= lower(t, lo + 15, i, "input fix points more than 15 apart");
+                                      moved |= lower(self, lo + 15, i, "output more than 15 finer than the inputs");
+                                      for (auto t : b.inputs)
+                                          moved |=
+                                              lower(t, b.fp_out + 15, i, "output more than 15 coarser than an input");
+                                  },
+                                  [&](qconcat&) {
+                                      int lo = b.fp_out;
+                                      for (auto t : b.inputs) lo = std::min(lo, m.fix_point(t));
+                                      for (auto t : b.inputs) moved |= lower(t, lo, i, "one fix point for a concat");
+                                      moved |= lower(self, lo, i, "one fix point for a concat");
+                                  },
+                                  [&](qmax_pool&) { pool(); }, [&](qavg_pool&) { pool(); }},
+                       m.ops[i]);
+        }
+        if (!moved) break;
+    }
+    // Biases move alone (nothing reads their fix point but their conv).
+    for (std::size_t i = 0; i < m.ops.size(); ++i)
+        if (std::holds_alternative<qconv>(m.ops[i])) enforce_limits(m, i, m.fp_input(i));
+}
+
 // Collects activation statistics image by image, then sets every fix point.
 class calibrator {
 public:
@@ -131,7 +288,9 @@ public:
           sample_(sample),
           max_(m.ops.size() + 1, 0.0),
           values_(m.ops.size() + 1),
-          seen_(m.ops.size() + 1, 0) {}
+          seen_(m.ops.size() + 1, 0) {
+        validate(m, "quant::calibrate");
+    }
 
     // One image, [C][H][W].
     void observe(const float* x) {
@@ -142,22 +301,26 @@ public:
     }
     std::size_t images() const { return images_; }
 
-    // Sets fp_in, every fp_out, fp_w and fp_b, enforces the limits and quantizes the weights.
+    // Sets fp_in, every fp_out, fp_w and fp_b, enforces the DPU's rules and quantizes the weights.
     void finish() {
         if (images_ == 0) fail("quant::calibrate", "no calibration image was observed");
         m_.adjustments.clear();
         m_.fp_in = detail::fix_point_of(values_[0], max_[0], method_);
-        int fp = m_.fp_in;
         for (std::size_t i = 0; i < m_.ops.size(); ++i) {
-            auto* c = std::get_if<qconv>(&m_.ops[i]);
-            if (!c) continue;  // a max pool keeps its input's fix point
-            c->fp_out = detail::fix_point_of(values_[i + 1], max_[i + 1], method_);
-            c->fp_w = detail::fix_point_of(c->weight, detail::max_abs_of(c->weight), method_);
-            c->fp_b = max_abs_fix_point(detail::max_abs_of(c->bias));
-            enforce_limits(m_, i, fp);
-            quantize_tensors(*c);
-            fp = c->fp_out;
+            base_of(m_.ops[i]).fp_out = detail::fix_point_of(values_[i + 1], max_[i + 1], method_);
+            if (auto* c = std::get_if<qconv>(&m_.ops[i])) {
+                c->fp_w = detail::fix_point_of(c->weight, detail::max_abs_of(c->weight), method_);
+                c->fp_b = max_abs_fix_point(detail::max_abs_of(c->bias));
+            }
         }
+        // A pool's output has at most its input's range: it starts at its input's fix point, so
+        // that only a real conflict (a concat, an add) is recorded as a move.
+        for (std::size_t i = 0; i < m_.ops.size(); ++i)
+            if (std::holds_alternative<qmax_pool>(m_.ops[i]) || std::holds_alternative<qavg_pool>(m_.ops[i]))
+                base_of(m_.ops[i]).fp_out = m_.fp_input(i);
+        enforce_fix_rules(m_);
+        for (auto& op : m_.ops)
+            if (auto* c = std::get_if<qconv>(&op)) quantize_tensors(*c);
     }
 
     static void quantize_tensors(qconv& c) {

@@ -1,9 +1,14 @@
 #pragma once
-// A network as the DPU runs it: batch norms folded into the convolution or linear layer before
-// them, ReLUs fused into it, dropout gone; per tensor a fix point. Built from a trained (and
-// pruned) sequential network at its active widths by `fold`; fix points are set by
-// `calibrate` (quant/calibrate.hpp). Activations are per image [C][H][W] (NCHW).
-#include <cmath>
+// A network as the DPU runs it, as a small graph: batch norms folded into the convolution or
+// linear layer before them, ReLU / ReLU6 fused into it (or into an add), dropout gone; one
+// fix point per tensor. Tensor 0 is the network's input, tensor i + 1 the output of op i;
+// every op names the tensors it reads (`inputs`, always earlier ones), and the last op's
+// output is the network's. Built from a trained (and pruned) network at its active widths by
+// `fold` (quant/fold.hpp); fix points are set by `calibrator` (quant/calibrate.hpp).
+// Activations are per image [C][H][W] (NCHW).
+//
+// Code that handles ops does it with std::visit and one overload per op type, so that a new
+// op type fails to compile wherever it is not handled yet.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,34 +18,116 @@
 #include <vector>
 
 #include "sgp/core/error.hpp"
-#include "sgp/core/finite.hpp"
 
 namespace sgp::quant {
 
-// conv2d-fix: a convolution (a linear layer is a 1x1 convolution of a 1x1 map of its input
-// features) with bias, optional ReLU, int8 in and out.
-struct qconv {
-    std::size_t layer = 0;  // index of the network layer it comes from
+// The activation fused into a conv (or an add): applied before the output's saturation.
+enum class activation { none, relu, relu6 };
+
+inline std::string_view activation_name(activation a) {
+    return a == activation::relu ? "relu" : a == activation::relu6 ? "relu6" : "none";
+}
+
+struct tensor_dims {
+    std::size_t c = 0, h = 0, w = 0;
+    std::size_t size() const { return c * h * w; }
+    bool operator==(const tensor_dims&) const = default;
+};
+inline std::string to_string(const tensor_dims& d) {
+    return std::to_string(d.c) + "x" + std::to_string(d.h) + "x" + std::to_string(d.w);
+}
+
+// What every op has: where it comes from, what it reads, its output's fix point.
+struct qop_base {
+    std::size_t layer = 0;            // index of the network node it comes from
+    std::vector<std::size_t> inputs;  // tensor ids, all < this op's own tensor
+    int fp_out = 0;
+};
+
+// conv2d-fix (groups == 1) or depthwise-conv2d-fix (groups == cin == cout): a convolution with
+// bias and an optional fused activation, int8 in and out. A linear layer is a 1x1
+// convolution of a 1x1 map of its input features (see window_of).
+struct qconv : qop_base {
     std::size_t cin = 0, cout = 0, k = 1, stride = 1, pad = 0, h = 1, w = 1, oh = 1, ow = 1;
-    bool relu = false;
-    std::vector<float> weight;  // folded, [cout][cin][k][k]
+    std::size_t groups = 1;
+    activation act = activation::none;
+    std::vector<float> weight;  // folded, [cout][cin / groups][k][k]
     std::vector<float> bias;    // folded, [cout]
-    int fp_w = 0, fp_b = 0, fp_out = 0;
-    std::vector<std::int8_t> qweight, qbias;  // at fp_w / fp_b (quantize_weights)
+    int fp_w = 0, fp_b = 0;
+    std::vector<std::int8_t> qweight, qbias;  // at fp_w / fp_b (calibrator::quantize_tensors)
+
+    bool depthwise() const { return groups > 1; }
+    std::size_t taps() const { return cin / groups * k * k; }  // products per output
+    tensor_dims out() const { return {cout, oh, ow}; }
 };
 
-// maxpool2d on int8: the fix point passes through unchanged.
-struct qmax_pool {
-    std::size_t layer = 0;
+// maxpool2d on int8: no padding; the output keeps the input's fix point.
+struct qmax_pool : qop_base {
     std::size_t c = 0, h = 0, w = 0, k = 2, stride = 2, oh = 0, ow = 0;
+    tensor_dims out() const { return {c, oh, ow}; }
 };
 
-using qop = std::variant<qconv, qmax_pool>;
+// avgpool2d on int8, no padding (a global average pool is the k = h = w case): the DPU's
+// sum times a constant and a shift (target/int8_reference.hpp); the output keeps the
+// input's fix point.
+struct qavg_pool : qop_base {
+    std::size_t c = 0, h = 0, w = 0, k = 2, stride = 2, oh = 0, ow = 0;
+    bool global() const { return k == h && k == w && oh == 1 && ow == 1; }
+    tensor_dims out() const { return {c, oh, ow}; }
+};
 
-// A fix point the constraints of the DPU moved (see quantize_weights / enforce_limits).
+// eltwise add of two or more maps of one shape, with an optional fused ReLU.
+struct qadd : qop_base {
+    std::size_t c = 0, h = 0, w = 0;
+    activation act = activation::none;  // none or relu
+    tensor_dims out() const { return {c, h, w}; }
+};
+
+// concat along channels, inputs in order; all of them and the output at one fix point.
+struct qconcat : qop_base {
+    std::vector<std::size_t> channels;  // of each input
+    std::size_t h = 0, w = 0;
+    tensor_dims out() const {
+        std::size_t c = 0;
+        for (auto n : channels) c += n;
+        return {c, h, w};
+    }
+};
+
+using qop = std::variant<qconv, qmax_pool, qavg_pool, qadd, qconcat>;
+
+// The overload set idiom: visit(overloaded{[](const qconv&) {...}, ...}, op).
+template <class... F>
+struct overloaded : F... {
+    using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
+inline const qop_base& base_of(const qop& op) {
+    return std::visit([](const auto& o) -> const qop_base& { return o; }, op);
+}
+inline qop_base& base_of(qop& op) {
+    return std::visit([](auto& o) -> qop_base& { return o; }, op);
+}
+inline tensor_dims out_of(const qop& op) {
+    return std::visit([](const auto& o) { return o.out(); }, op);
+}
+// The name reports and errors use (the XIR op the DPU's compiler makes of it).
+inline std::string_view kind_of(const qop& op) {
+    return std::visit(
+        overloaded{[](const qconv& c) -> std::string_view { return c.depthwise() ? "depthwise-conv2d" : "conv2d"; },
+                   [](const qmax_pool&) -> std::string_view { return "maxpool2d"; },
+                   [](const qavg_pool&) -> std::string_view { return "avgpool2d"; },
+                   [](const qadd&) -> std::string_view { return "add"; },
+                   [](const qconcat&) -> std::string_view { return "concat"; }},
+        op);
+}
+
+// A fix point the constraints of the DPU moved (calibrator / enforce_limits).
 struct adjustment {
     std::size_t op = 0;
-    std::string tensor;  // "weights", "bias" or "output"
+    std::string tensor;  // "weights", "bias", "output" (or "input": the network's input)
     int from = 0, to = 0;
     std::string reason;
 };
@@ -51,19 +138,28 @@ struct qmodel {
     std::vector<qop> ops;
     std::vector<adjustment> adjustments;
 
-    std::size_t outputs() const {
-        const auto& last = ops.back();
-        if (const auto* c = std::get_if<qconv>(&last)) return c->cout * c->oh * c->ow;
-        const auto& p = std::get<qmax_pool>(last);
-        return p.c * p.oh * p.ow;
+    // Appends op, reading `inputs` (default: the last tensor, as in a chain); returns its tensor.
+    std::size_t add(qop op, std::vector<std::size_t> inputs = {}) {
+        auto& b = base_of(op);
+        b.inputs = inputs.empty() ? std::vector<std::size_t>{ops.size()} : std::move(inputs);
+        ops.push_back(std::move(op));
+        return ops.size();
     }
-    // Fix point of the activation that op i writes.
-    int fp_after(std::size_t i) const {
-        for (std::size_t j = i + 1; j-- > 0;)
-            if (const auto* c = std::get_if<qconv>(&ops[j])) return c->fp_out;
-        return fp_in;
+
+    std::size_t tensor_count() const { return ops.size() + 1; }
+    std::size_t output_tensor() const { return ops.size(); }
+    tensor_dims dims(std::size_t t) const { return t == 0 ? tensor_dims{c, h, w} : out_of(ops[t - 1]); }
+    int fix_point(std::size_t t) const { return t == 0 ? fp_in : base_of(ops[t - 1]).fp_out; }
+    // Fix point of op i's k-th input.
+    int fp_input(std::size_t i, std::size_t k = 0) const { return fix_point(base_of(ops[i]).inputs[k]); }
+    std::size_t outputs() const { return dims(output_tensor()).size(); }
+    // For each tensor, the ops that read it.
+    std::vector<std::vector<std::size_t>> consumers() const {
+        std::vector<std::vector<std::size_t>> r(tensor_count());
+        for (std::size_t i = 0; i < ops.size(); ++i)
+            for (auto t : base_of(ops[i]).inputs) r[t].push_back(i);
+        return r;
     }
-    int fp_before(std::size_t i) const { return i == 0 ? fp_in : fp_after(i - 1); }
 };
 
 // Refuses a conv whose int8 tensors calibration has not set yet.
@@ -82,112 +178,93 @@ struct conv_window {
 };
 inline conv_window window_of(const qconv& q, std::size_t c, std::size_t h, std::size_t w, const std::string& where,
                              std::size_t index) {
-    if (q.k == 1 && q.h == 1 && q.w == 1 && h * w > 1 && c * h * w == q.cin) return {c, h, w, 1, 0, 1, 1, true};
+    if (q.groups == 1 && q.k == 1 && q.h == 1 && q.w == 1 && h * w > 1 && c * h * w == q.cin)
+        return {c, h, w, 1, 0, 1, 1, true};
     if (q.cin != c || q.h != h || q.w != w)
         fail(where, "op " + std::to_string(index) + " reads " + std::to_string(q.cin) + "x" + std::to_string(q.h) +
-                        "x" + std::to_string(q.w) + ", the op before gives " + std::to_string(c) + "x" +
-                        std::to_string(h) + "x" + std::to_string(w));
+                        "x" + std::to_string(q.w) + ", its input is " + std::to_string(c) + "x" + std::to_string(h) +
+                        "x" + std::to_string(w));
     return {q.cin, q.k, q.k, q.stride, q.pad, q.oh, q.ow, false};
 }
 
-// Builds the qmodel as the layers fold themselves into it (each layer's fold_int8, in
-// forward order): a conv2d or linear layer opens a conv op, a batch norm after it folds into
-// its weights, a ReLU fuses into it, a max pool is its own op, flatten and dropout vanish.
-class folder {
-public:
-    explicit folder(qmodel& m) : m_(m), c_(m.c), h_(m.h), w_(m.w) {}
-
-    void conv(std::size_t i, std::size_t cin, std::size_t cout, std::size_t k, std::size_t stride, std::size_t pad,
-              std::size_t oh, std::size_t ow, const float* weight, const float* bias) {
-        qconv q;
-        q.layer = i;
-        q.cin = cin, q.cout = cout, q.k = k, q.stride = stride, q.pad = pad;
-        q.h = h_, q.w = w_, q.oh = oh, q.ow = ow;
-        open(std::move(q), weight, bias);
-        h_ = oh, w_ = ow;
+// Structure checks every consumer of a qmodel runs first (an imported file, a model built by
+// hand): inputs are earlier tensors, arities and shapes agree, windows fit, weights have their
+// sizes. Fix points are checked by validate_fix_points (quant/calibrate.hpp).
+inline void validate(const qmodel& m, const std::string& where) {
+    if (m.ops.empty()) fail(where, "the model has no operations");
+    if (m.c == 0 || m.h == 0 || m.w == 0) fail(where, "the input map is empty");
+    for (std::size_t i = 0; i < m.ops.size(); ++i) {
+        const auto& b = base_of(m.ops[i]);
+        const std::string op = "op " + std::to_string(i) + " (" + std::string(kind_of(m.ops[i])) + ")";
+        if (b.inputs.empty()) fail(where, op + " reads no tensor");
+        for (auto t : b.inputs)
+            if (t > i) fail(where, op + " reads tensor " + std::to_string(t) + ", which is not computed before it");
+        const tensor_dims in = m.dims(b.inputs[0]);
+        auto one_input = [&] {
+            if (b.inputs.size() != 1) fail(where, op + " reads " + std::to_string(b.inputs.size()) + " tensors, not 1");
+        };
+        auto same_map = [&](std::size_t c, std::size_t h, std::size_t w) {
+            if (in != tensor_dims{c, h, w})
+                fail(where,
+                     op + " is declared for a " + to_string({c, h, w}) + " input, its input is " + to_string(in));
+        };
+        auto pool_window = [&](std::size_t h, std::size_t w, std::size_t k, std::size_t s, std::size_t oh,
+                               std::size_t ow) {
+            if (k == 0 || s == 0 || k > h || k > w || oh != (h - k) / s + 1 || ow != (w - k) / s + 1)
+                fail(where, op + ": a " + std::to_string(k) + "x" + std::to_string(k) + " / " + std::to_string(s) +
+                                " window over " + std::to_string(h) + "x" + std::to_string(w) + " does not give " +
+                                std::to_string(oh) + "x" + std::to_string(ow));
+        };
+        std::visit(
+            overloaded{
+                [&](const qconv& c) {
+                    one_input();
+                    window_of(c, in.c, in.h, in.w, where, i);
+                    if (c.cout == 0 || c.k == 0 || c.stride == 0) fail(where, op + " has an empty shape");
+                    if (c.groups != 1 && !(c.groups == c.cin && c.groups == c.cout))
+                        fail(where, op + ": groups " + std::to_string(c.groups) +
+                                        " (only 1, or depthwise with groups = input = output channels)");
+                    if (c.h + 2 * c.pad < c.k || c.w + 2 * c.pad < c.k ||
+                        c.oh != (c.h + 2 * c.pad - c.k) / c.stride + 1 ||
+                        c.ow != (c.w + 2 * c.pad - c.k) / c.stride + 1)
+                        fail(where, op + ": its output " + std::to_string(c.oh) + "x" + std::to_string(c.ow) +
+                                        " is not what its window gives");
+                    if (c.weight.size() != c.cout * c.taps() || c.bias.size() != c.cout)
+                        fail(where, op + ": " + std::to_string(c.weight.size()) + " weights and " +
+                                        std::to_string(c.bias.size()) + " biases for " + std::to_string(c.cout) +
+                                        " outputs of " + std::to_string(c.taps()) + " taps");
+                },
+                [&](const qmax_pool& p) {
+                    one_input();
+                    same_map(p.c, p.h, p.w);
+                    pool_window(p.h, p.w, p.k, p.stride, p.oh, p.ow);
+                },
+                [&](const qavg_pool& p) {
+                    one_input();
+                    same_map(p.c, p.h, p.w);
+                    pool_window(p.h, p.w, p.k, p.stride, p.oh, p.ow);
+                },
+                [&](const qadd& a) {
+                    if (b.inputs.size() < 2) fail(where, op + " adds fewer than two tensors");
+                    for (auto t : b.inputs)
+                        if (m.dims(t) != a.out())
+                            fail(where, op + " adds a " + to_string(m.dims(t)) + " tensor into " + to_string(a.out()));
+                    if (a.act == activation::relu6) fail(where, op + ": an add fuses ReLU only");
+                },
+                [&](const qconcat& k) {
+                    if (k.channels.size() != b.inputs.size())
+                        fail(where, op + " lists " + std::to_string(k.channels.size()) + " parts for " +
+                                        std::to_string(b.inputs.size()) + " inputs");
+                    for (std::size_t j = 0; j < b.inputs.size(); ++j)
+                        if (m.dims(b.inputs[j]) != tensor_dims{k.channels[j], k.h, k.w})
+                            fail(where, op + ": input " + std::to_string(j) + " is " + to_string(m.dims(b.inputs[j])) +
+                                            ", declared " + to_string({k.channels[j], k.h, k.w}));
+                }},
+            m.ops[i]);
     }
-    // A linear layer reads the flattened features as a 1x1 convolution of a 1x1 map.
-    void linear(std::size_t i, std::size_t cin, std::size_t cout, const float* weight, const float* bias) {
-        qconv q;
-        q.layer = i;
-        q.cin = cin, q.cout = cout;
-        open(std::move(q), weight, bias);
-        h_ = w_ = 1;
-    }
-    void batch_norm(std::size_t i, const float* gamma, const float* beta, const float* mean, const float* var,
-                    float eps) {
-        qconv& q = last_conv(i, "batch_norm");
-        if (q.relu) fail("quant::fold", "layer " + std::to_string(i) + ": batch_norm after a ReLU cannot be folded");
-        const std::size_t taps = q.cin * q.k * q.k;
-        for (std::size_t o = 0; o < q.cout; ++o) {
-            // y = gamma (x - mean) / sqrt(var + eps) + beta, with x = W v + b
-            const double s = static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + eps);
-            for (std::size_t t = 0; t < taps; ++t)
-                q.weight[o * taps + t] = static_cast<float>(q.weight[o * taps + t] * s);
-            q.bias[o] = static_cast<float>((q.bias[o] - mean[o]) * s + beta[o]);
-        }
-    }
-    void relu(std::size_t i) { last_conv(i, "relu").relu = true; }
-    void max_pool(std::size_t i, std::size_t k, std::size_t stride, std::size_t oh, std::size_t ow) {
-        qmax_pool p;
-        p.layer = i;
-        p.c = c_, p.h = h_, p.w = w_, p.k = k, p.stride = stride, p.oh = oh, p.ow = ow;
-        m_.ops.emplace_back(p);
-        h_ = oh, w_ = ow;
-        after_conv_ = false;
-    }
-    // [C][H][W] per image is already the flattened order: nothing to run.
-    void flatten(std::size_t) {
-        c_ = c_ * h_ * w_, h_ = 1, w_ = 1;
-        after_conv_ = false;
-    }
-    void identity(std::size_t) {}
-    void unsupported(std::size_t i, std::string_view kind) {
-        fail("quant::fold", "layer " + std::to_string(i) + " (" + std::string(kind) +
-                                ") has no int8 form yet (supported: conv2d, linear, batch_norm, relu, max_pool, "
-                                "flatten, dropout)");
-    }
-
-private:
-    void open(qconv q, const float* weight, const float* bias) {
-        // A linear layer reads the flattened features: c already counts them.
-        if (q.cin != c_)
-            fail("quant::fold", "layer " + std::to_string(q.layer) + " reads " + std::to_string(q.cin) +
-                                    " input channels, the layer before gives " + std::to_string(c_) +
-                                    " (call update_widths after changing widths)");
-        const std::size_t taps = q.cin * q.k * q.k;
-        q.weight.assign(weight, weight + q.cout * taps);
-        q.bias.assign(q.cout, 0.f);
-        if (bias) std::copy(bias, bias + q.cout, q.bias.begin());
-        c_ = q.cout;
-        m_.ops.emplace_back(std::move(q));
-        after_conv_ = true;
-    }
-    // The qconv that a batch_norm or relu at layer i folds into: the one right before it.
-    qconv& last_conv(std::size_t i, std::string_view what) {
-        if (!after_conv_)
-            fail("quant::fold", "layer " + std::to_string(i) + " (" + std::string(what) +
-                                    ") follows no convolution or linear layer: the DPU cannot run it on its own");
-        return std::get<qconv>(m_.ops.back());
-    }
-    qmodel& m_;
-    std::size_t c_, h_, w_;
-    bool after_conv_ = false;
-};
-
-// The network in evaluation form, at its active widths. Supported: conv2d and linear (with a
-// following batch_norm and/or relu), max_pool, flatten, dropout. A layer without an int8 form
-// yet (an average pool, a residual add) is refused by name.
-template <class Net>
-qmodel fold(Net& net) {
-    // A NaN or Inf would quantize to garbage fix points without any error downstream.
-    require_finite(net, "quant::fold", "a network with non-finite weights cannot be quantized");
-    qmodel m;
-    m.c = Net::input_shape.c, m.h = Net::input_shape.h, m.w = Net::input_shape.w;
-    folder f(m);
-    net.body().fold_int8(f, 0);
-    if (m.ops.empty()) fail("quant::fold", "the network has no layer the DPU runs");
-    return m;
 }
 
 }  // namespace sgp::quant
+
+// fold(net), which builds a qmodel from a network, comes with it (after the types it needs).
+#include "sgp/quant/fold.hpp"

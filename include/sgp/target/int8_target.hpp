@@ -1,7 +1,9 @@
 #pragma once
 // Integer-only inference of a calibrated qmodel, fast: the same integers as int8_reference
-// (the DPU's conv2d-fix arithmetic), computed by kernels/int8_conv.hpp with AVX512-VNNI where
-// the compiler targets it and portable int32 lanes otherwise. Everything is packed once at
+// (the DPU's arithmetic, quant/dpu_arithmetic.hpp), computed by kernels/int8_conv.hpp (dense
+// convolutions), int8_depthwise.hpp (depthwise convolutions, average pools) and
+// int8_eltwise.hpp (adds), with AVX512-VNNI where the compiler targets it and portable lanes
+// otherwise. Everything is packed once at
 // construction (weights, per-channel offsets, activation buffers with their borders); a run
 // allocates nothing. A linear layer after a flatten runs as a convolution whose kernel covers
 // the whole map (the same sums in the layout of the fast path).
@@ -10,14 +12,19 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "sgp/core/aligned_buffer.hpp"
 #include "sgp/core/error.hpp"
 #include "sgp/kernels/int8_conv.hpp"
+#include "sgp/kernels/int8_depthwise.hpp"
+#include "sgp/kernels/int8_eltwise.hpp"
 #include "sgp/quant/calibrate.hpp"
+#include "sgp/quant/dpu_arithmetic.hpp"
 #include "sgp/quant/fix_point.hpp"
 #include "sgp/quant/qmodel.hpp"
 
@@ -38,6 +45,14 @@ struct portable_lanes {
 using default_int8_lanes = portable_lanes;
 #endif
 
+// (sum q w + b 2^sb) / 2^cut rounded half up = (sum q w + offset) >> cut: the offset of a
+// conv2d-fix's output channel with int8 bias b, before the 128 correction. For sb < 0 the
+// bias's share is floored first (exact: the sum is an integer).
+inline std::int64_t rounding_offset(std::int64_t b, int cut, int sb) {
+    if (sb >= 0) return b * (std::int64_t{1} << sb) + (cut > 0 ? std::int64_t{1} << (cut - 1) : 0);
+    return (b + (std::int64_t{1} << (cut - sb - 1))) >> -sb;
+}
+
 // Lanes: a pair of lane policies, `narrow` for layers with few output channels, `wide` else.
 template <class Lanes = default_int8_lanes>
 class basic_int8_target {
@@ -47,57 +62,73 @@ class basic_int8_target {
         aligned_buffer<std::uint8_t> bytes;
         std::size_t row() const { return (w + 2 * border) * c4; }
         std::uint8_t* origin() { return bytes.data() + border * row() + border * c4; }
+        // The top-left tap of a window padded by p <= border.
+        std::uint8_t* corner(std::size_t p) { return origin() - p * row() - p * c4; }
     };
-    struct op {
-        bool pool = false;
+    struct conv_step {
         kernels::int8::conv_args args;  // pointers set at construction
         aligned_buffer<std::int8_t> weight;
         std::vector<std::int32_t> offset;
         std::vector<std::uint32_t> steps;
         void (*run)(const kernels::int8::conv_args&) = nullptr;
-        std::size_t k = 1, stride = 1;  // pool
-        std::size_t in = 0, out = 0;    // map indices
     };
+    struct window_step {  // depthwise conv, average pool
+        kernels::int8::window_args args;
+        aligned_buffer<std::int32_t> weight, offset;
+    };
+    struct max_pool_step {
+        std::size_t in = 0, out = 0, k = 1, stride = 1;
+    };
+    struct add_step {
+        kernels::int8::add_args args;
+        std::vector<std::size_t> in;
+        std::size_t out = 0;
+    };
+    struct concat_step {
+        std::vector<std::size_t> in;
+        std::size_t out = 0;
+    };
+    using step = std::variant<conv_step, window_step, max_pool_step, add_step, concat_step>;
 
 public:
     explicit basic_int8_target(const quant::qmodel& m) : fp_in_(m.fp_in) {
-        if (m.ops.empty()) fail("int8_target", "the model has no operations");
-        // Maps: the input, then one per op; each map's border is its consumer's padding.
-        maps_.resize(m.ops.size() + 1);
-        maps_[0].c = m.c, maps_[0].h = m.h, maps_[0].w = m.w;
-        for (std::size_t i = 0; i < m.ops.size(); ++i) {
-            map& in = maps_[i];
-            map& out = maps_[i + 1];
-            if (const auto* c = std::get_if<quant::qconv>(&m.ops[i])) {
-                quant::require_calibrated(*c, "int8_target");
-                in.border = quant::window_of(*c, in.c, in.h, in.w, "int8_target", i).pad;
-                out.c = c->cout, out.h = c->oh, out.w = c->ow;
-            } else {
-                const auto& p = std::get<quant::qmax_pool>(m.ops[i]);
-                if (p.c != in.c || p.h != in.h || p.w != in.w)
-                    fail("int8_target", "op " + std::to_string(i) + " (max pool) does not match the op before");
-                out.c = p.c, out.h = p.oh, out.w = p.ow;
-            }
+        quant::validate_calibrated(m, "int8_target");
+        // One map per tensor; its border is the widest padding of the ops that read it.
+        maps_.resize(m.tensor_count());
+        for (std::size_t t = 0; t < maps_.size(); ++t) {
+            const auto d = m.dims(t);
+            maps_[t].c = d.c, maps_[t].h = d.h, maps_[t].w = d.w;
         }
+        for (std::size_t i = 0; i < m.ops.size(); ++i)
+            if (const auto* c = std::get_if<quant::qconv>(&m.ops[i])) {
+                map& in = maps_[c->inputs[0]];
+                in.border = std::max(in.border, quant::window_of(*c, in.c, in.h, in.w, "int8_target", i).pad);
+            }
         for (auto& a : maps_) {
             a.c4 = (a.c + 3) / 4 * 4;
             a.bytes.resize((a.h + 2 * a.border) * a.row());
             a.bytes.fill(kernels::int8::zero_byte);  // borders and padding channels stay zero
         }
-        ops_.resize(m.ops.size());
-        int fp = m.fp_in;
+        steps_.reserve(m.ops.size());
         for (std::size_t i = 0; i < m.ops.size(); ++i) {
-            op& o = ops_[i];
-            o.in = i, o.out = i + 1;
-            if (const auto* c = std::get_if<quant::qconv>(&m.ops[i])) {
-                pack(o, *c, fp, i);
-                fp = c->fp_out;
-            } else {
-                const auto& p = std::get<quant::qmax_pool>(m.ops[i]);
-                o.pool = true, o.k = p.k, o.stride = p.stride;
-            }
+            const auto& in = quant::base_of(m.ops[i]).inputs;
+            std::visit(quant::overloaded{[&](const quant::qconv& c) {
+                                             if (c.depthwise())
+                                                 pack_depthwise(c, m.fix_point(in[0]), in[0], i + 1, i);
+                                             else
+                                                 pack(c, m.fix_point(in[0]), in[0], i + 1, i);
+                                         },
+                                         [&](const quant::qmax_pool& p) {
+                                             steps_.emplace_back(max_pool_step{in[0], i + 1, p.k, p.stride});
+                                         },
+                                         [&](const quant::qavg_pool& p) { pack_avg_pool(p, in[0], i + 1, i); },
+                                         [&](const quant::qadd& a) { pack_add(m, a, i); },
+                                         [&](const quant::qconcat&) {
+                                             steps_.emplace_back(concat_step{in, i + 1});
+                                         }},
+                       m.ops[i]);
         }
-        fp_out_ = fp;
+        fp_out_ = m.fix_point(m.output_tensor());
         std::size_t widest = 0;
         for (const auto& a : maps_) widest = std::max(widest, a.row());
         scratch_.resize(widest);
@@ -125,22 +156,23 @@ public:
     void run(const float* x, float* out, F&& after_step) {
         quantize_input(x);
         after_step(std::size_t{0});
-        for (std::size_t i = 0; i < ops_.size(); ++i) {
-            op& o = ops_[i];
-            if (o.pool) {
-                map& a = maps_[o.in];
-                map& b = maps_[o.out];
-                kernels::int8::max_pool(a.origin(), a.c4, a.row(), o.k, o.stride, b.h, b.w, b.origin(), b.row(),
-                                        scratch_.data());
-            } else {
-                o.run(o.args);
-            }
+        for (std::size_t i = 0; i < steps_.size(); ++i) {
+            std::visit(quant::overloaded{[](conv_step& s) { s.run(s.args); },
+                                         [](window_step& s) { kernels::int8::depthwise(s.args); },
+                                         [&](max_pool_step& s) {
+                                             map& a = maps_[s.in];
+                                             map& b = maps_[s.out];
+                                             kernels::int8::max_pool(a.origin(), a.c4, a.row(), s.k, s.stride, b.h, b.w,
+                                                                     b.origin(), b.row(), scratch_.data());
+                                         },
+                                         [&](add_step& s) { run_add(s); }, [&](concat_step& s) { run_concat(s); }},
+                       steps_[i]);
             after_step(i + 1);
         }
         read_output(out);
-        after_step(ops_.size() + 1);
+        after_step(steps_.size() + 1);
     }
-    std::size_t op_count() const { return ops_.size(); }
+    std::size_t op_count() const { return steps_.size(); }
     // n images, one after another.
     void run(const float* x, float* out, std::size_t n) {
         const std::size_t in = maps_[0].c * maps_[0].h * maps_[0].w;
@@ -150,19 +182,32 @@ public:
     const std::vector<std::int8_t>& last_output() const { return out_q_; }
 
 private:
+    static std::int32_t activation_low(quant::activation a) { return a == quant::activation::none ? -128 : 0; }
+    static std::int32_t activation_high(quant::activation a, int fp_out) {
+        return a == quant::activation::relu6 && fp_out <= 4 ? static_cast<std::int32_t>(quant::dpu::relu6_cap) : 127;
+    }
+    static std::int32_t checked_offset(std::int64_t k, std::size_t index) {
+        if (k < std::numeric_limits<std::int32_t>::min() / 2 || k > std::numeric_limits<std::int32_t>::max() / 2)
+            fail("int8_target", "op " + std::to_string(index) + ": the bias offset does not fit int32");
+        return static_cast<std::int32_t>(k);
+    }
+    // Every partial sum of biased bytes must be an exact int32.
+    static void check_sums(double taps, double max_weight, std::size_t index) {
+        if (taps * 255.0 * max_weight >= 2147483647.0 / 2)
+            fail("int8_target", "op " + std::to_string(index) + ": " + std::to_string(static_cast<std::size_t>(taps)) +
+                                    " taps per output overflow int32 sums");
+    }
+
     template <class L>
-    void pack_with(op& o, const quant::qconv& c, int fp, std::size_t index) {
-        map& in = maps_[o.in];
-        map& out = maps_[o.out];
+    void pack_with(conv_step& o, const quant::qconv& c, int fp, std::size_t in_t, std::size_t out_t,
+                   std::size_t index) {
+        map& in = maps_[in_t];
+        map& out = maps_[out_t];
         const auto win = quant::window_of(c, in.c, in.h, in.w, "int8_target", index);
         const std::size_t kh = win.kh, kw = win.kw, cin = win.cin, c4 = in.c4;
         const std::size_t cout_pad = (c.cout + L::lanes - 1) / L::lanes * L::lanes;
         const auto [cut, sb] = quant::checked_shifts(c, fp, "int8_target", index);
-        // Every partial sum of biased bytes must be an exact int32.
-        const double taps = static_cast<double>(kh * kw * c4);
-        if (taps * 255.0 * 128.0 >= 2147483647.0)
-            fail("int8_target", "op " + std::to_string(index) + ": " + std::to_string(kh * kw * cin) +
-                                    " taps per output overflow int32 sums");
+        check_sums(static_cast<double>(kh * kw * c4), 128.0, index);
         o.weight.resize(kh * kw * c4 * cout_pad);
         o.offset.assign(cout_pad, 0);
         for (std::size_t oc = 0; oc < c.cout; ++oc) {
@@ -175,21 +220,10 @@ private:
                         o.weight[(((ky * kw + kx) * (c4 / 4) + ci / 4) * cout_pad + oc) * 4 + ci % 4] = wv;
                         sum_w += wv;
                     }
-            // (sum q w + b 2^sb) / 2^cut rounded half up = (sum q w + offset) >> cut, where
-            // for sb < 0 the bias's share is floored first (exact: the sum is an integer).
-            const std::int64_t b = c.qbias[oc];
-            std::int64_t k = 0;
-            if (sb >= 0)
-                k = b * (std::int64_t{1} << sb) + (cut > 0 ? std::int64_t{1} << (cut - 1) : 0);
-            else
-                k = (b + (std::int64_t{1} << (cut - sb - 1))) >> -sb;
-            k -= 128 * sum_w;
-            if (k < std::numeric_limits<std::int32_t>::min() / 2 || k > std::numeric_limits<std::int32_t>::max() / 2)
-                fail("int8_target", "op " + std::to_string(index) + ": the bias offset does not fit int32");
-            o.offset[oc] = static_cast<std::int32_t>(k);
+            o.offset[oc] = checked_offset(rounding_offset(c.qbias[oc], cut, sb) - 128 * sum_w, index);
         }
         auto& g = o.args;
-        g.in = in.bytes.data();  // the window of output (0, 0) starts in the corner of the border
+        g.in = in.corner(win.pad);
         g.in_c4 = c4, g.in_row = in.row();
         g.kh = kh, g.kw = kw, g.stride = win.stride;
         g.oh = out.h, g.ow = out.w;
@@ -201,14 +235,96 @@ private:
                     o.steps.push_back(static_cast<std::uint32_t>(ky * g.in_row + kx * c4 + 4 * q));
         g.step_offset = o.steps.data(), g.steps = o.steps.size();
         g.weight = o.weight.data(), g.cout_pad = cout_pad, g.offset = o.offset.data();
-        g.cut = cut, g.relu = c.relu;
+        g.cut = cut, g.lo = activation_low(c.act), g.hi = activation_high(c.act, c.fp_out);
         o.run = &kernels::int8::conv<L>;
     }
-    void pack(op& o, const quant::qconv& c, int fp, std::size_t index) {
+    void pack(const quant::qconv& c, int fp, std::size_t in_t, std::size_t out_t, std::size_t index) {
+        auto& o = std::get<conv_step>(steps_.emplace_back(std::in_place_type<conv_step>));
         if (c.cout <= Lanes::narrow::lanes)
-            pack_with<typename Lanes::narrow>(o, c, fp, index);
+            pack_with<typename Lanes::narrow>(o, c, fp, in_t, out_t, index);
         else
-            pack_with<typename Lanes::wide>(o, c, fp, index);
+            pack_with<typename Lanes::wide>(o, c, fp, in_t, out_t, index);
+    }
+    // A per-channel window: weights [k * k][c16] (w(ch, tap)), offsets from offset(ch, sum of w).
+    template <class W, class Offset>
+    void pack_window(std::size_t c, std::size_t k, std::size_t stride, std::size_t pad, int cut, std::int32_t lo,
+                     std::int32_t hi, std::size_t in_t, std::size_t out_t, std::size_t index, W&& w, Offset&& offset) {
+        auto& o = std::get<window_step>(steps_.emplace_back(std::in_place_type<window_step>));
+        map& in = maps_[in_t];
+        map& out = maps_[out_t];
+        const std::size_t c16 = kernels::int8::round16(c), taps = k * k;
+        o.weight.resize(taps * c16);
+        o.offset.resize(c16);
+        double max_w = 0;
+        for (std::size_t ch = 0; ch < c; ++ch) {
+            std::int64_t sum_w = 0;
+            for (std::size_t t = 0; t < taps; ++t) {
+                const std::int32_t v = w(ch, t);
+                o.weight[t * c16 + ch] = v;
+                sum_w += v;
+                max_w = std::max(max_w, std::abs(static_cast<double>(v)));
+            }
+            o.offset[ch] = checked_offset(offset(ch) - 128 * sum_w, index);
+        }
+        check_sums(static_cast<double>(taps), max_w, index);
+        auto& g = o.args;
+        g.in = in.corner(pad), g.c = c, g.c4 = in.c4;
+        g.in_row = in.row(), g.out_row = out.row();
+        g.k = k, g.stride = stride, g.oh = out.h, g.ow = out.w;
+        g.out = out.origin();
+        g.weight = o.weight.data(), g.offset = o.offset.data();
+        g.cut = cut, g.lo = lo, g.hi = hi;
+    }
+    void pack_depthwise(const quant::qconv& c, int fp, std::size_t in_t, std::size_t out_t, std::size_t index) {
+        const auto [cut, sb] = quant::checked_shifts(c, fp, "int8_target", index);
+        const std::size_t taps = c.k * c.k;
+        pack_window(
+            c.cout, c.k, c.stride, c.pad, cut, activation_low(c.act), activation_high(c.act, c.fp_out), in_t, out_t,
+            index, [&](std::size_t ch, std::size_t t) { return std::int32_t{c.qweight[ch * taps + t]}; },
+            [&](std::size_t ch) { return rounding_offset(c.qbias[ch], cut, sb); });
+    }
+    // The DPU's average: the sum times N, DPU_ROUND of a shift by M: a window of weights N.
+    void pack_avg_pool(const quant::qavg_pool& p, std::size_t in_t, std::size_t out_t, std::size_t index) {
+        const auto s = quant::dpu::avg_pool_scale(p.k, p.k);
+        pack_window(
+            p.c, p.k, p.stride, 0, s.m, -128, 127, in_t, out_t, index,
+            [&](std::size_t, std::size_t) { return static_cast<std::int32_t>(s.n); },
+            [&](std::size_t) { return rounding_offset(0, s.m, 0); });
+    }
+    void pack_add(const quant::qmodel& m, const quant::qadd& a, std::size_t index) {
+        add_step o;
+        o.in = a.inputs, o.out = index + 1;
+        if (a.inputs.size() > kernels::int8::add_args::max_inputs)
+            fail("int8_target", "op " + std::to_string(index) + ": an add of more than " +
+                                    std::to_string(kernels::int8::add_args::max_inputs) + " tensors");
+        std::vector<int> fps;
+        for (auto t : a.inputs) fps.push_back(m.fix_point(t));
+        const auto sh = quant::dpu::add_shifts(fps, a.fp_out);
+        o.args.inputs = a.inputs.size();
+        for (std::size_t k = 0; k < a.inputs.size(); ++k) o.args.read[k] = 7 - sh.read[k];
+        o.args.write = sh.write + 7;
+        o.args.lo = activation_low(a.act);
+        steps_.emplace_back(std::move(o));
+    }
+    void run_add(add_step& s) {
+        map& y = maps_[s.out];
+        const std::uint8_t* x[kernels::int8::add_args::max_inputs];
+        for (std::size_t r = 0; r < y.h; ++r) {
+            for (std::size_t k = 0; k < s.in.size(); ++k) x[k] = maps_[s.in[k]].origin() + r * maps_[s.in[k]].row();
+            kernels::int8::add_row(s.args, x, y.origin() + r * y.row(), y.w * y.c4);
+        }
+    }
+    void run_concat(concat_step& s) {
+        map& y = maps_[s.out];
+        for (std::size_t r = 0; r < y.h; ++r)
+            for (std::size_t px = 0; px < y.w; ++px) {
+                std::uint8_t* dst = y.origin() + r * y.row() + px * y.c4;
+                for (auto t : s.in) {
+                    map& a = maps_[t];
+                    std::memcpy(dst, a.origin() + r * a.row() + px * a.c4, a.c);
+                    dst += a.c;
+                }
+            }
     }
 
     void quantize_input(const float* x) {
@@ -245,7 +361,7 @@ private:
 
     int fp_in_ = 0, fp_out_ = 0;
     std::vector<map> maps_;
-    std::vector<op> ops_;
+    std::vector<step> steps_;
     std::vector<std::int8_t> out_q_;
     aligned_buffer<std::uint8_t> scratch_;  // one row of a max pool's input
 };
