@@ -67,9 +67,7 @@ inline placement place(const quant::qmodel& m, const dpu_config& c = dpu_size("B
             o.on_dpu = false;
             o.why += (o.why.empty() ? "" : "; ") + why;
         };
-        auto row = table.rows[i];
-        if (std::holds_alternative<quant::qadd>(m.ops[i])) row.type = graph::node_type::add;
-        const auto work = dpu_work_of(row);
+        const auto work = dpu_work_of(table.rows[i]);
         o.engine = std::string(engine_name(work.engine));
         if (work.engine != dpu_engine::none) {
             const auto e = estimate(work, c);

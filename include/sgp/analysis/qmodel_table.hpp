@@ -48,10 +48,12 @@ inline layer_table table_of(const quant::qmodel& m) {
                                      [&](const quant::qavg_pool& p) { pool(p, "avgpool2d-fix"); },
                                      [&](const quant::qadd&) {
                                          r.kind = "eltwise-fix";
+                                         r.type = graph::node_type::add;  // the elementwise engine
                                          r.role = channel_role::passes;
                                      },
                                      [&](const quant::qconcat&) {
                                          r.kind = "concat-fix";
+                                         r.type = graph::node_type::concat;
                                          r.role = channel_role::passes;
                                      }},
                    m.ops[i]);

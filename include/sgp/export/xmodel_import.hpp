@@ -378,12 +378,12 @@ inline quant::qmodel to_qmodel(const sgp::xmodel::pb::Graph& g, const std::strin
             const auto out = m.dims(m.output_tensor());
             if (d.size() != 4 || d[1] != out.h || d[2] != out.w || d[3] != out.c)
                 fail(where, "op '" + fix->op_name() + "' declares a shape that its inputs do not give");
-            quant::validate(m, where);
             quant::check_fix_rules(m, m.ops.size() - 1, where);  // here, before a consumer's shifts
             tensor_of[fix->op_name()] = m.output_tensor();
         }
     }
     if (m.ops.empty()) fail(where, "the graph has no operation after its input");
+    quant::validate(m, where);  // once: each op's shape was checked against its fix as it came
     // Nothing may be left over: an op not reached from the input would be a part of the file
     // the int8 model silently leaves out; so would a second output.
     for (const auto& op : g.op_node())
