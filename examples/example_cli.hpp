@@ -191,20 +191,41 @@ inline std::map<std::string, std::string> settings_of(const sgp::json_value& v, 
     return s;
 }
 
+// The models the programs accept. A build configured with SGP_EXAMPLE_MODELS=tested (the
+// sanitizer build) compiles only the two the tests run.
+#ifdef SGP_EXAMPLE_MODELS_TESTED
+inline const std::vector<std::string> model_names = {"demo", "vgg13bn-source"};
+inline const std::vector<std::string> any_model_names = model_names;
+inline const std::vector<std::string> int8_model_names = model_names;
+#else
+inline const std::vector<std::string> model_names = {"demo", "vgg13bn", "vgg13bn-source"};
+inline const std::vector<std::string> any_model_names = {"demo",     "vgg13bn",      "vgg13bn-source",
+                                                         "resnet20", "resnet56",     "resnet56-b",
+                                                         "resnet18", "mobilenet-v1", "mobilenet-v2"};
+// The int8 programs (quantize): the VGGs, and one residual and one depthwise network (every
+// model folds; the list is kept short for the programs' compile time).
+inline const std::vector<std::string> int8_model_names = {"demo", "vgg13bn", "vgg13bn-source", "resnet20",
+                                                          "mobilenet-v2"};
+#endif
+
 // Calls f.template operator()<Net>() for the network named `model`.
 template <class F>
 int with_model(const std::string& model, F&& f) {
     if (model == "demo") return f.template operator()<sgp::models::vgg13bn_quarter<>>();
+#ifndef SGP_EXAMPLE_MODELS_TESTED
     if (model == "vgg13bn") return f.template operator()<sgp::models::vgg13bn<>>();
+#endif
     if (model == "vgg13bn-source") return f.template operator()<sgp::models::vgg13bn_source<>>();
-    throw sgp::error("--model: unknown model '" + model + "' (demo, vgg13bn, vgg13bn-source)");
+    std::string known;
+    for (const auto& n : model_names) known += (known.empty() ? "" : ", ") + n;
+    throw sgp::error("--model: unknown model '" + model + "' (" + known + ")");
 }
-inline const std::vector<std::string> model_names = {"demo", "vgg13bn", "vgg13bn-source"};
 
 // Every declared model, for the programs that train and prune. 1x32x32 Fashion-MNIST input, 10
 // classes.
 template <class F>
 int with_any_model(const std::string& model, F&& f) {
+#ifndef SGP_EXAMPLE_MODELS_TESTED
     using in = sgp::input<1, 32, 32>;
     if (model == "resnet20") return f.template operator()<sgp::models::resnet20<in>>();
     if (model == "resnet56") return f.template operator()<sgp::models::resnet56<in>>();
@@ -213,23 +234,19 @@ int with_any_model(const std::string& model, F&& f) {
     if (model == "resnet18") return f.template operator()<sgp::models::resnet18<in>>();
     if (model == "mobilenet-v1") return f.template operator()<sgp::models::mobilenet_v1<in>>();
     if (model == "mobilenet-v2") return f.template operator()<sgp::models::mobilenet_v2<in>>();
+#endif
     return with_model(model, f);
 }
-inline const std::vector<std::string> any_model_names = {"demo",     "vgg13bn",      "vgg13bn-source",
-                                                         "resnet20", "resnet56",     "resnet56-b",
-                                                         "resnet18", "mobilenet-v1", "mobilenet-v2"};
 
-// The models of the int8 programs (quantize): the VGGs, and one residual and one depthwise
-// network (every model folds; the list is kept short for the programs' compile time).
 template <class F>
 int with_int8_model(const std::string& model, F&& f) {
+#ifndef SGP_EXAMPLE_MODELS_TESTED
     using in = sgp::input<1, 32, 32>;
     if (model == "resnet20") return f.template operator()<sgp::models::resnet20<in>>();
     if (model == "mobilenet-v2") return f.template operator()<sgp::models::mobilenet_v2<in>>();
+#endif
     return with_model(model, f);
 }
-inline const std::vector<std::string> int8_model_names = {"demo", "vgg13bn", "vgg13bn-source", "resnet20",
-                                                          "mobilenet-v2"};
 
 // Fashion-MNIST's normalisation, zero-padded to the network's input size.
 inline sgp::loader_options fashion_mnist_options(std::size_t batch, std::uint64_t seed, std::size_t net_size) {

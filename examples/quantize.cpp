@@ -1,11 +1,13 @@
 // Quantizes a trained (and pruned) network to the DPU's power-of-two INT8 and compares its
 // Fashion-MNIST test accuracy in float and in int8 (integer arithmetic identical to the DPU's).
 // Usage: quantize --help
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <sgp/analysis/dpu_placement.hpp>
 #include <sgp/export/emit_header.hpp>
 #include <sgp/quant/calibrate.hpp>
+#include <sgp/quant/fix_point_search.hpp>
 #include <sgp/sgp.hpp>
 #include <sgp/target/int8_reference.hpp>
 #include <sgp/target/int8_target.hpp>
@@ -25,7 +27,7 @@ struct options {
     std::string weights, model = "vgg13bn-source", data = sgp::fashion_mnist_default_dir, calibration = "mse", json,
                          xmodel, header, header_check;
     std::size_t header_images = 16;
-    std::size_t calib_images = 1000, test_limit = 0, reference_images = 1000;
+    std::size_t calib_images = 1000, test_limit = 0, reference_images = 1000, search_images = 0;
 };
 
 // The first N test images and what the source network gives for them, in float (one batch of
@@ -64,16 +66,31 @@ int run(const options& o) {
     const auto method = o.calibration == "max_abs" ? sgp::quant::calibration::max_abs : sgp::quant::calibration::mse;
     sgp::quant::calibrator cal(m, method);
     constexpr std::size_t P = Net::input_shape.size();
-    std::vector<float> batch(256 * P);
+    std::vector<float> batch(256 * P), searched;
     std::vector<int> labels(256);
     {
         sgp::batch_loader calib(train_set, lo);
         calib.start_epoch(0);
         // With one channel, the loader's channel-major batch is image after image.
         for (std::size_t n; (n = calib.next(batch.data(), labels.data())) > 0;)
-            for (std::size_t i = 0; i < n; ++i) cal.observe(batch.data() + i * P);
+            for (std::size_t i = 0; i < n; ++i) {
+                cal.observe(batch.data() + i * P);
+                if (searched.size() < o.search_images * P)
+                    searched.insert(searched.end(), batch.data() + i * P, batch.data() + (i + 1) * P);
+            }
     }
     cal.finish();
+    sgp::quant::search_result found;
+    double search_seconds = 0;
+    if (o.search_images > 0) {
+        const auto t0 = std::chrono::steady_clock::now();
+        found = sgp::quant::search_fix_points(m, searched.data(), searched.size() / P, {.verbose = true});
+        search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf(
+            "fix-point search on %zu training images: mean KL to float %.5f -> %.5f, %zu moves, %zu "
+            "evaluations, %.1f s\n",
+            searched.size() / P, found.loss_before, found.loss_after, found.moves, found.evaluations, search_seconds);
+    }
 
     sgp::batch_loader test(test_set, lo);
     test.start_epoch(0);
@@ -116,7 +133,8 @@ int run(const options& o) {
                 100 * qa, 100 * (qa - fa), 100.0 * static_cast<double>(agree) / static_cast<double>(seen));
     std::printf("fast int8 path (%s) vs the scalar reference: %zu of %zu images differ\n",
                 sgp::target::int8_target::lanes_name(), mismatches, checked);
-    std::printf("fix points (%s calibration on %zu images): input %d\n", o.calibration.c_str(), cal.images(), m.fp_in);
+    std::printf("fix points (%s calibration on %zu images%s): input %d\n", o.calibration.c_str(), cal.images(),
+                o.search_images > 0 ? ", then the search" : "", m.fp_in);
     for (std::size_t i = 0; i < m.ops.size(); ++i)
         if (const auto* c = std::get_if<sgp::quant::qconv>(&m.ops[i])) {
             const auto s = sgp::quant::shifts_of(*c, m.fp_input(i));
@@ -141,6 +159,11 @@ int run(const options& o) {
             .field("weights", o.weights)
             .field("calibration", o.calibration)
             .field("calibration_images", cal.images())
+            .field("search_images", searched.size() / P)
+            .field("search_kl_before", found.loss_before)
+            .field("search_kl_after", found.loss_after)
+            .field("search_moves", found.moves)
+            .field("search_seconds", search_seconds)
             .field("test_images", seen)
             .field("float_accuracy", fa)
             .field("int8_accuracy", qa)
@@ -202,6 +225,10 @@ int main(int argc, char** argv) {
         f.text("--data", o.data, "Fashion-MNIST directory (default: Debian's dataset-fashion-mnist)");
         f.size("--calib-images", o.calib_images, "training images for calibration", 1, 60000);
         f.choice("--calibration", o.calibration, "calibration method", {"max_abs", "mse"});
+        f.size("--search-images", o.search_images,
+               "then search the fix points that bring the int8 output closest to float's on the first N "
+               "calibration images (0: off; quant/fix_point_search.hpp)",
+               0, 60000);
         f.size("--test-limit", o.test_limit, "test images (0: all 10000)", 0, 1u << 30);
         f.size("--reference-images", o.reference_images,
                "also run the scalar reference of the DPU's arithmetic on the first N test images and require the "
@@ -214,6 +241,10 @@ int main(int argc, char** argv) {
                  "with --header: also N test images and the outputs the header must reproduce");
         f.size("--header-images", o.header_images, "images in --header-check", 1, 10000);
         f.parse(argc, argv);
+        if (o.search_images > o.calib_images)
+            throw sgp::error("--search-images: " + std::to_string(o.search_images) +
+                             " is more than the calibration images (--calib-images " + std::to_string(o.calib_images) +
+                             ")");
 #if !defined(SGP_HAS_XMODEL)
         if (!o.xmodel.empty()) throw sgp::error("--xmodel: built without the xmodel component (install protobuf)");
 #endif

@@ -24,7 +24,7 @@ echo "== 1-3. train, sparsity-train, prune (SGP) and fine-tune"
   --finetune-epochs 1 --final-epochs 1 --dir "$run/train" --json "$run/sgp.json" "$@"
 
 echo "== 4-5. quantize to INT8, int8 accuracy, export .xmodel and header"
-"$bin/quantize" --model demo --weights "$run/train/sgp.npz" --json "$run/quant.json" \
+"$bin/quantize" --model demo --weights "$run/train/sgp.npz" --search-images 500 --json "$run/quant.json" \
   --xmodel "$run/model.xmodel" --header "$run/model.hpp"
 "$bin/sgp-xmodel-info" "$run/model.xmodel" > "$run/model_info.txt"  # ops, shapes, fix points
 head -n 1 "$run/model_info.txt"

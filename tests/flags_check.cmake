@@ -33,6 +33,7 @@ expect_error("--rounds: '1e25'" ${EXPERIMENT} --rounds 1e25 --dir ${WORK}/exp)
 expect_error("--target-params: '101'" ${EXPERIMENT} --target-params 101 --dir ${WORK}/exp)
 expect_error("--weights is required" ${QUANTIZE})
 expect_error("--calib-images: '0'" ${QUANTIZE} --weights ${WORK}/w.npz --calib-images 0)
+expect_error("--search-images: 64" ${QUANTIZE} --weights ${WORK}/w.npz --calib-images 32 --search-images 64)
 
 # Output paths in a missing folder, or that are folders, before any training.
 expect_error("--json: cannot write '${WORK}/none/out.json': folder ${WORK}/none does not exist" ${TRAIN} ${small}

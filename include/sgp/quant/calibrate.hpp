@@ -166,40 +166,54 @@ inline shifts checked_shifts(const qconv& c, int fp_in, const std::string& where
     return {static_cast<int>(cut), static_cast<int>(bias)};
 }
 
-// The fix-point rules of the ops beside conv, as Vitis AI's quantizer and compiler enforce
-// them (and AMD's Olive vitis_ai pass states): an eltwise add needs max(input fix) - min(input
-// fix) <= 15 and |min(input fix) - output fix| <= 15; a concat has its inputs and its output
-// at one fix point; a pool keeps its input's fix point. Fails naming op `index` and the rule.
-inline void check_fix_rules(const qmodel& m, std::size_t index, const std::string& where) {
+// The fix-point rules of every op, as Vitis AI's quantizer and compiler enforce them (and
+// AMD's Olive vitis_ai pass states): a conv's shift limits (checked_shifts); an eltwise add
+// needs max(input fix) - min(input fix) <= 15 and |min(input fix) - output fix| <= 15; a
+// concat has its inputs and its output at one fix point; a pool keeps its input's fix point.
+// Returns the broken rule of op `index` in words, or "" when it holds.
+inline std::string fix_rule_violation(const qmodel& m, std::size_t index) {
     const auto& b = base_of(m.ops[index]);
     const std::string op = "op " + std::to_string(index) + " (" + std::string(kind_of(m.ops[index])) + ")";
     auto in_range = [](int v) { return v >= -64 && v <= 64; };
     for (auto t : b.inputs)
-        if (!in_range(m.fix_point(t)) || !in_range(b.fp_out)) fail(where, op + ": fix point outside -64..64");
-    auto pool = [&] {
-        if (m.fix_point(b.inputs[0]) != b.fp_out)
-            fail(where, op + ": input at fix point " + std::to_string(m.fix_point(b.inputs[0])) + ", output at " +
-                            std::to_string(b.fp_out) + " (a pool keeps its input's fix point)");
+        if (!in_range(m.fix_point(t)) || !in_range(b.fp_out)) return op + ": fix point outside -64..64";
+    auto pool = [&]() -> std::string {
+        if (m.fix_point(b.inputs[0]) == b.fp_out) return "";
+        return op + ": input at fix point " + std::to_string(m.fix_point(b.inputs[0])) + ", output at " +
+               std::to_string(b.fp_out) + " (a pool keeps its input's fix point)";
     };
-    std::visit(overloaded{[&](const qconv& c) { checked_shifts(c, m.fix_point(b.inputs[0]), where, index); },
-                          [&](const qadd&) {
-                              int lo = 64, hi = -64;
-                              for (auto t : b.inputs)
-                                  lo = std::min(lo, m.fix_point(t)), hi = std::max(hi, m.fix_point(t));
-                              if (hi - lo > 15 || lo - b.fp_out > 15 || lo - b.fp_out < -15)
-                                  fail(where, op + ": input fix points " + std::to_string(lo) + ".." +
-                                                  std::to_string(hi) + " and output " + std::to_string(b.fp_out) +
-                                                  " break the eltwise rule (max - min <= 15, |min - out| <= 15)");
-                          },
-                          [&](const qconcat&) {
-                              for (auto t : b.inputs)
-                                  if (m.fix_point(t) != b.fp_out)
-                                      fail(where, op + ": input at fix point " + std::to_string(m.fix_point(t)) +
-                                                      ", output at " + std::to_string(b.fp_out) +
-                                                      " (a concat keeps one fix point)");
-                          },
-                          [&](const qmax_pool&) { pool(); }, [&](const qavg_pool&) { pool(); }},
-               m.ops[index]);
+    return std::visit(
+        overloaded{[&](const qconv& c) -> std::string {
+                       const std::int64_t cut = std::int64_t{m.fix_point(b.inputs[0])} + c.fp_w - c.fp_out,
+                                          bias = std::int64_t{m.fix_point(b.inputs[0])} + c.fp_w - c.fp_b;
+                       if (cut >= 0 && cut <= 16 && bias <= 16 && bias >= std::min<std::int64_t>(0, cut - 16))
+                           return "";
+                       return op + ": shift_cut " + std::to_string(cut) + " and shift_bias " + std::to_string(bias) +
+                              " are outside the DPU's limits (0..16, min(0, shift_cut - 16)..16; run "
+                              "quant::enforce_limits)";
+                   },
+                   [&](const qadd&) -> std::string {
+                       int lo = 64, hi = -64;
+                       for (auto t : b.inputs) lo = std::min(lo, m.fix_point(t)), hi = std::max(hi, m.fix_point(t));
+                       if (hi - lo <= 15 && lo - b.fp_out <= 15 && lo - b.fp_out >= -15) return "";
+                       return op + ": input fix points " + std::to_string(lo) + ".." + std::to_string(hi) +
+                              " and output " + std::to_string(b.fp_out) +
+                              " break the eltwise rule (max - min <= 15, |min - out| <= 15)";
+                   },
+                   [&](const qconcat&) -> std::string {
+                       for (auto t : b.inputs)
+                           if (m.fix_point(t) != b.fp_out)
+                               return op + ": input at fix point " + std::to_string(m.fix_point(t)) + ", output at " +
+                                      std::to_string(b.fp_out) + " (a concat keeps one fix point)";
+                       return "";
+                   },
+                   [&](const qmax_pool&) { return pool(); }, [&](const qavg_pool&) { return pool(); }},
+        m.ops[index]);
+}
+
+// The same, failing with the reason (`where` names the caller).
+inline void check_fix_rules(const qmodel& m, std::size_t index, const std::string& where) {
+    if (auto why = fix_rule_violation(m, index); !why.empty()) fail(where, why);
 }
 
 // Structure (validate) and every fix-point rule; what the int8 paths and the exporter require.

@@ -281,7 +281,8 @@ private:
         pack_window(
             c.cout, c.k, c.stride, c.pad, cut, activation_low(c.act), activation_high(c.act, c.fp_out), in_t, out_t,
             index, [&](std::size_t ch, std::size_t t) { return std::int32_t{c.qweight[ch * taps + t]}; },
-            [&](std::size_t ch) { return rounding_offset(c.qbias[ch], cut, sb); });
+            // Explicit captures: clang before 16 cannot capture structured bindings.
+            [&, cut = cut, sb = sb](std::size_t ch) { return rounding_offset(c.qbias[ch], cut, sb); });
     }
     // The DPU's average: the sum times N, DPU_ROUND of a shift by M: a window of weights N.
     void pack_avg_pool(const quant::qavg_pool& p, std::size_t in_t, std::size_t out_t, std::size_t index) {
