@@ -156,14 +156,20 @@ inline shifts shifts_of(const qconv& c, int fp_in) {
 // The shifts of op `index`, refused when outside the DPU's limits (enforce_limits keeps a
 // calibrated model inside them; a model from elsewhere, an imported file, may not be): an
 // integer path must never shift by a count the hardware cannot, nor by one C++ cannot.
-inline shifts checked_shifts(const qconv& c, int fp_in, const std::string& where, std::size_t index) {
+// The broken shift limit of op `index` in words, or "" when its shifts are within them.
+inline std::string shift_limit_violation(const qconv& c, int fp_in, std::size_t index) {
     // In 64 bits: fix points from anywhere must not overflow on the way to the check.
     const std::int64_t cut = std::int64_t{fp_in} + c.fp_w - c.fp_out, bias = std::int64_t{fp_in} + c.fp_w - c.fp_b;
-    if (cut < 0 || cut > 16 || bias > 16 || bias < std::min<std::int64_t>(0, cut - 16))
-        fail(where, "op " + std::to_string(index) + ": shift_cut " + std::to_string(cut) + " and shift_bias " +
-                        std::to_string(bias) +
-                        " are outside the DPU's limits (0..16, min(0, shift_cut - 16)..16; run quant::enforce_limits)");
-    return {static_cast<int>(cut), static_cast<int>(bias)};
+    if (cut >= 0 && cut <= 16 && bias <= 16 && bias >= std::min<std::int64_t>(0, cut - 16)) return "";
+    return "op " + std::to_string(index) + ": shift_cut " + std::to_string(cut) + " and shift_bias " +
+           std::to_string(bias) +
+           " are outside the DPU's limits (0..16, min(0, shift_cut - 16)..16; run quant::enforce_limits)";
+}
+inline shifts checked_shifts(const qconv& c, int fp_in, const std::string& where, std::size_t index) {
+    if (auto why = shift_limit_violation(c, fp_in, index); !why.empty()) fail(where, why);
+    // Within the limits, so the 64-bit differences fit an int (the fix points alone may not).
+    return {static_cast<int>(std::int64_t{fp_in} + c.fp_w - c.fp_out),
+            static_cast<int>(std::int64_t{fp_in} + c.fp_w - c.fp_b)};
 }
 
 // The fix-point rules of every op, as Vitis AI's quantizer and compiler enforce them (and
@@ -183,15 +189,7 @@ inline std::string fix_rule_violation(const qmodel& m, std::size_t index) {
                std::to_string(b.fp_out) + " (a pool keeps its input's fix point)";
     };
     return std::visit(
-        overloaded{[&](const qconv& c) -> std::string {
-                       const std::int64_t cut = std::int64_t{m.fix_point(b.inputs[0])} + c.fp_w - c.fp_out,
-                                          bias = std::int64_t{m.fix_point(b.inputs[0])} + c.fp_w - c.fp_b;
-                       if (cut >= 0 && cut <= 16 && bias <= 16 && bias >= std::min<std::int64_t>(0, cut - 16))
-                           return "";
-                       return op + ": shift_cut " + std::to_string(cut) + " and shift_bias " + std::to_string(bias) +
-                              " are outside the DPU's limits (0..16, min(0, shift_cut - 16)..16; run "
-                              "quant::enforce_limits)";
-                   },
+        overloaded{[&](const qconv& c) { return shift_limit_violation(c, m.fix_point(b.inputs[0]), index); },
                    [&](const qadd&) -> std::string {
                        int lo = 64, hi = -64;
                        for (auto t : b.inputs) lo = std::min(lo, m.fix_point(t)), hi = std::max(hi, m.fix_point(t));

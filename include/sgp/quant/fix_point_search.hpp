@@ -130,9 +130,13 @@ inline search_result search_fix_points(qmodel& m, const float* images, std::size
             if (!fix_rule_violation(q, i).empty()) return false;
         return true;
     };
-    auto refit = [](qmodel& q) {
+    // Only the convs whose input, output or weight fix point the move changed get a new bias
+    // fix point and new int8 tensors; every other one is already what a refit would give.
+    auto refit = [&m](qmodel& q) {
         for (std::size_t i = 0; i < q.ops.size(); ++i)
             if (auto* c = std::get_if<qconv>(&q.ops[i])) {
+                const auto& was = std::get<qconv>(m.ops[i]);
+                if (q.fp_input(i) == m.fp_input(i) && c->fp_out == was.fp_out && c->fp_w == was.fp_w) continue;
                 detail::fit_bias(q, i);
                 calibrator::quantize_tensors(*c);
             }
