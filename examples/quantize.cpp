@@ -8,6 +8,7 @@
 #include <sgp/export/emit_header.hpp>
 #include <sgp/quant/calibrate.hpp>
 #include <sgp/quant/fix_point_search.hpp>
+#include <sgp/quant/qat.hpp>
 #include <sgp/sgp.hpp>
 #include <sgp/target/int8_reference.hpp>
 #include <sgp/target/int8_target.hpp>
@@ -28,6 +29,8 @@ struct options {
                          xmodel, header, header_check;
     std::size_t header_images = 16;
     std::size_t calib_images = 1000, test_limit = 0, reference_images = 1000, search_images = 0;
+    std::size_t qat_images = 0, qat_epochs = 3, threads = 1;
+    float qat_lr = 0.004f;
 };
 
 // The first N test images and what the source network gives for them, in float (one batch of
@@ -40,7 +43,9 @@ void write_header_check(Net& net, const sgp::quant::qmodel& m, const sgp::datase
     std::vector<float> images(n * P), chw(n * P);
     std::vector<int> labels(n);
     const auto head = test_set.head(n);
-    sgp::batch_loader loader(head, lo);
+    auto one_batch = lo;
+    one_batch.batch = n;  // every image in one batch, whatever the evaluation batch
+    sgp::batch_loader loader(head, one_batch);
     loader.start_epoch(0);
     const std::size_t got = loader.next(images.data(), labels.data());
     if (got != n) throw sgp::error("--header-check: could not read " + std::to_string(n) + " test images");
@@ -57,29 +62,42 @@ int run(const options& o) {
     Net net(1);
     sgp::load_state_dict(net, o.weights);
     sgp::require_finite(net, o.weights, "the weights of a diverged run cannot be quantized or exported");
-    const auto train_set = sgp::load_fashion_mnist(o.data, true).head(o.calib_images);
+    const auto train_set = sgp::load_fashion_mnist(o.data, true).head(std::max(o.calib_images, o.qat_images));
     const auto test_set = sgp::load_fashion_mnist(o.data, false).head(o.test_limit);
-    const auto lo = example::for_evaluation(example::fashion_mnist_options(256, 1, Net::input_shape.h));
+    // Batches of 64: the float network's buffers hold a batch at the declared (unpruned) widths,
+    // about 2.5 GB for MobileNetV2 at 64. Its outputs do not depend on the batch size.
+    constexpr std::size_t B = 64;
+    auto lo = example::for_evaluation(example::fashion_mnist_options(B, 1, Net::input_shape.h));
+    lo.batch = B;
     static_assert(Net::input_shape.c == 1, "Fashion-MNIST images have one channel");
 
     auto m = sgp::quant::fold(net);
     const auto method = o.calibration == "max_abs" ? sgp::quant::calibration::max_abs : sgp::quant::calibration::mse;
     sgp::quant::calibrator cal(m, method);
     constexpr std::size_t P = Net::input_shape.size();
-    std::vector<float> batch(256 * P), searched;
-    std::vector<int> labels(256);
+    std::vector<float> batch(B * P), training;
+    std::vector<int> labels(B);
     {
         sgp::batch_loader calib(train_set, lo);
         calib.start_epoch(0);
         // With one channel, the loader's channel-major batch is image after image.
         for (std::size_t n; (n = calib.next(batch.data(), labels.data())) > 0;)
             for (std::size_t i = 0; i < n; ++i) {
-                cal.observe(batch.data() + i * P);
-                if (searched.size() < o.search_images * P)
-                    searched.insert(searched.end(), batch.data() + i * P, batch.data() + (i + 1) * P);
+                if (cal.images() < o.calib_images) cal.observe(batch.data() + i * P);
+                training.insert(training.end(), batch.data() + i * P, batch.data() + (i + 1) * P);
             }
     }
     cal.finish();
+    std::printf("calibrated on %zu training images (%s)\n", cal.images(), o.calibration.c_str());
+    // A data folder with fewer training images than the flags ask for (a held-out split).
+    const std::size_t have = training.size() / P;
+    for (const auto& [flag, want] : {std::pair{"--search-images", o.search_images}, {"--qat-images", o.qat_images}})
+        if (want > have)
+            throw sgp::error(std::string(flag) + ": " + std::to_string(want) + " images, but " + o.data + " has " +
+                             std::to_string(have) + " training images");
+    std::fflush(stdout);
+    const std::vector<float> searched(training.begin(),
+                                      training.begin() + static_cast<std::ptrdiff_t>(o.search_images * P));
     sgp::quant::search_result found;
     double search_seconds = 0;
     if (o.search_images > 0) {
@@ -90,6 +108,34 @@ int run(const options& o) {
             "fix-point search on %zu training images: mean KL to float %.5f -> %.5f, %zu moves, %zu "
             "evaluations, %.1f s\n",
             searched.size() / P, found.loss_before, found.loss_after, found.moves, found.evaluations, search_seconds);
+        std::fflush(stdout);  // long runs: progress shows in a log as it happens
+    }
+    sgp::quant::qat_result tuned;
+    double qat_seconds = 0;
+    if (o.qat_images > 0) {
+        const auto t0 = std::chrono::steady_clock::now();
+        // The float network's outputs for the fine-tuning images: what the int8 model learns to give.
+        const std::size_t n = o.qat_images, k = Net::output_shape.size();
+        std::vector<float> teacher(n * k);
+        net.reserve(B);
+        sgp::run_context cx;
+        for (std::size_t b0 = 0; b0 < n; b0 += B) {
+            const std::size_t bn = std::min(B, n - b0);
+            std::copy_n(training.data() + b0 * P, bn * P, net.input_buffer());
+            const float* y = net.forward(bn, cx);
+            for (std::size_t i = 0; i < bn; ++i)
+                for (std::size_t j = 0; j < k; ++j) teacher[(b0 + i) * k + j] = y[j * bn + i];
+        }
+        sgp::thread_pool pool(o.threads);
+        tuned = sgp::quant::qat_finetune(m, training.data(), teacher.data(), n,
+                                         {.epochs = o.qat_epochs, .lr = o.qat_lr, .pool = &pool, .verbose = true});
+        qat_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf(
+            "quantization-aware fine-tuning on %zu training images, %zu epochs: mean KL to float %.5f -> %.5f, "
+            "%.1f s\n",
+            n, o.qat_epochs, tuned.loss_before, tuned.loss_after, qat_seconds);
+        if (tuned.kept_epoch == 0) std::printf("  no epoch lowered it: the calibrated weights are kept\n");
+        std::fflush(stdout);
     }
 
     sgp::batch_loader test(test_set, lo);
@@ -98,7 +144,7 @@ int run(const options& o) {
     // and the two must agree bit for bit.
     sgp::target::int8_target int8(m);
     sgp::target::int8_reference reference(m);
-    net.reserve(256);
+    net.reserve(B);
     sgp::run_context cx;
     std::vector<float> out(m.outputs()), ref_out(m.outputs());
     const std::size_t k = out.size();
@@ -164,6 +210,14 @@ int run(const options& o) {
             .field("search_kl_after", found.loss_after)
             .field("search_moves", found.moves)
             .field("search_seconds", search_seconds)
+            .field("qat_images", o.qat_images)
+            .field("qat_epochs", o.qat_images > 0 ? o.qat_epochs : 0)
+            .field("qat_lr", o.qat_lr)
+            .field("qat_kl_before", tuned.loss_before)
+            .field("qat_kl_after", tuned.loss_after)
+            .field("qat_steps", tuned.steps)
+            .field("qat_kept_epoch", tuned.kept_epoch)
+            .field("qat_seconds", qat_seconds)
             .field("test_images", seen)
             .field("float_accuracy", fa)
             .field("int8_accuracy", qa)
@@ -229,6 +283,13 @@ int main(int argc, char** argv) {
                "then search the fix points that bring the int8 output closest to float's on the first N "
                "calibration images (0: off; quant/fix_point_search.hpp)",
                0, 60000);
+        f.size("--qat-images", o.qat_images,
+               "then fine-tune the int8 model's weights (fix points kept) towards the float network's outputs on the "
+               "first N training images, the DPU's arithmetic in the forward pass (0: off; quant/qat.hpp)",
+               0, 60000);
+        f.size("--qat-epochs", o.qat_epochs, "epochs of that fine-tuning", 1, 1000);
+        f.real("--qat-lr", o.qat_lr, "its step, in quantization steps of each tensor", 1e-6, 10);
+        f.threads(o.threads, "threads for the fine-tuning (its result does not depend on them)");
         f.size("--test-limit", o.test_limit, "test images (0: all 10000)", 0, 1u << 30);
         f.size("--reference-images", o.reference_images,
                "also run the scalar reference of the DPU's arithmetic on the first N test images and require the "

@@ -34,13 +34,15 @@ endif()
 # The checkpoint quantizes to the DPU's INT8, and its report has both accuracies.
 if(DEFINED QUANTIZE)
   execute_process(COMMAND ${QUANTIZE} --model demo --weights ${WORK}/ckpt.npz --calib-images 32 --test-limit 48
-                          --search-images 8 --json ${WORK}/q.json RESULT_VARIABLE rc ERROR_VARIABLE log)
+                          --search-images 8 --qat-images 24 --qat-epochs 2 --threads 2 --json ${WORK}/q.json
+                  RESULT_VARIABLE rc ERROR_VARIABLE log)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "quantize failed: ${log}")
   endif()
   file(READ ${WORK}/q.json qjson)
   foreach(key float_accuracy int8_accuracy same_class_fraction fp_input layers fast_path_mismatches search_images
-              search_kl_before search_kl_after search_moves)
+              search_kl_before search_kl_after search_moves qat_images qat_epochs qat_kl_before qat_kl_after qat_steps
+              qat_kept_epoch)
     string(JSON value ERROR_VARIABLE err GET "${qjson}" ${key})
     if(err)
       message(FATAL_ERROR "q.json has no '${key}': ${qjson}")
@@ -55,6 +57,14 @@ if(DEFINED QUANTIZE)
   string(JSON kl1 GET "${qjson}" search_kl_after)
   if(kl1 GREATER kl0)
     message(FATAL_ERROR "the fix-point search raised the loss: ${qjson}")
+  endif()
+  # Fine-tuning (on 24 training images, 2 epochs of one step) starts where the search ended and
+  # never ends further from float.
+  string(JSON qat0 GET "${qjson}" qat_kl_before)
+  string(JSON qat1 GET "${qjson}" qat_kl_after)
+  string(JSON steps GET "${qjson}" qat_steps)
+  if(qat1 GREATER qat0 OR NOT steps EQUAL 2)
+    message(FATAL_ERROR "quantization-aware fine-tuning raised the loss or ran the wrong steps: ${qjson}")
   endif()
   string(JSON mismatches GET "${qjson}" fast_path_mismatches)
   if(NOT mismatches EQUAL 0)

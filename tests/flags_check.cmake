@@ -34,6 +34,8 @@ expect_error("--target-params: '101'" ${EXPERIMENT} --target-params 101 --dir ${
 expect_error("--weights is required" ${QUANTIZE})
 expect_error("--calib-images: '0'" ${QUANTIZE} --weights ${WORK}/w.npz --calib-images 0)
 expect_error("--search-images: 64" ${QUANTIZE} --weights ${WORK}/w.npz --calib-images 32 --search-images 64)
+expect_error("--qat-lr: " ${QUANTIZE} --weights ${WORK}/w.npz --qat-images 8 --qat-lr 0)
+expect_error("--qat-epochs: " ${QUANTIZE} --weights ${WORK}/w.npz --qat-images 8 --qat-epochs 0)
 
 # Output paths in a missing folder, or that are folders, before any training.
 expect_error("--json: cannot write '${WORK}/none/out.json': folder ${WORK}/none does not exist" ${TRAIN} ${small}

@@ -180,6 +180,18 @@ public:
     }
     // The int8 output of the last run, [C][H][W] (before dequantisation).
     const std::vector<std::int8_t>& last_output() const { return out_q_; }
+    // Tensor t of the last run (0: the quantized input, i + 1: op i's output) into out,
+    // [C][H][W]: what quantization-aware training reads back (quant/qat.hpp).
+    void tensor(std::size_t t, std::int8_t* out) const {
+        const map& a = maps_.at(t);
+        const std::uint8_t* o = a.bytes.data() + a.border * a.row() + a.border * a.c4;
+        for (std::size_t y = 0; y < a.h; ++y)
+            for (std::size_t x = 0; x < a.w; ++x) {
+                const std::uint8_t* px = o + y * a.row() + x * a.c4;
+                for (std::size_t ch = 0; ch < a.c; ++ch)
+                    out[(ch * a.h + y) * a.w + x] = static_cast<std::int8_t>(static_cast<int>(px[ch]) - 128);
+            }
+    }
 
 private:
     static std::int32_t activation_low(quant::activation a) { return a == quant::activation::none ? -128 : 0; }
