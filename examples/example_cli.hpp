@@ -70,6 +70,9 @@ public:
     CLI::Option* real(const std::string& name, float& v, const std::string& help, double lo, double hi) {
         return bind(name, v, help)->check(real_in(lo, hi));
     }
+    CLI::Option* real(const std::string& name, double& v, const std::string& help, double lo, double hi) {
+        return bind(name, v, help)->check(real_in(lo, hi));
+    }
     CLI::Option* text(const std::string& name, std::string& v, const std::string& help) { return bind(name, v, help); }
     // One of `names`.
     CLI::Option* choice(const std::string& name, std::string& v, const std::string& help,

@@ -30,7 +30,7 @@ struct options {
     std::size_t header_images = 16;
     std::size_t calib_images = 1000, test_limit = 0, reference_images = 1000, search_images = 0;
     std::size_t qat_images = 0, qat_epochs = 3, threads = 1;
-    float qat_lr = 0.004f;
+    double qat_lr = 0.004;
 };
 
 // The first N test images and what the source network gives for them, in float (one batch of
@@ -64,6 +64,11 @@ int run(const options& o) {
     sgp::require_finite(net, o.weights, "the weights of a diverged run cannot be quantized or exported");
     const auto train_set = sgp::load_fashion_mnist(o.data, true).head(std::max(o.calib_images, o.qat_images));
     const auto test_set = sgp::load_fashion_mnist(o.data, false).head(o.test_limit);
+    // A data folder with fewer training images than the flags ask for (a held-out split).
+    for (const auto& [flag, want] : {std::pair{"--search-images", o.search_images}, {"--qat-images", o.qat_images}})
+        if (want > train_set.size())
+            throw sgp::error(std::string(flag) + ": " + std::to_string(want) + " images, but " + o.data + " has " +
+                             std::to_string(train_set.size()) + " training images");
     // Batches of 64: the float network's buffers hold a batch at the declared (unpruned) widths,
     // about 2.5 GB for MobileNetV2 at 64. Its outputs do not depend on the batch size.
     constexpr std::size_t B = 64;
@@ -89,12 +94,6 @@ int run(const options& o) {
     }
     cal.finish();
     std::printf("calibrated on %zu training images (%s)\n", cal.images(), o.calibration.c_str());
-    // A data folder with fewer training images than the flags ask for (a held-out split).
-    const std::size_t have = training.size() / P;
-    for (const auto& [flag, want] : {std::pair{"--search-images", o.search_images}, {"--qat-images", o.qat_images}})
-        if (want > have)
-            throw sgp::error(std::string(flag) + ": " + std::to_string(want) + " images, but " + o.data + " has " +
-                             std::to_string(have) + " training images");
     std::fflush(stdout);
     const std::vector<float> searched(training.begin(),
                                       training.begin() + static_cast<std::ptrdiff_t>(o.search_images * P));
@@ -289,7 +288,9 @@ int main(int argc, char** argv) {
                0, 60000);
         f.size("--qat-epochs", o.qat_epochs, "epochs of that fine-tuning", 1, 1000);
         f.real("--qat-lr", o.qat_lr, "its step, in quantization steps of each tensor", 1e-6, 10);
-        f.threads(o.threads, "threads for the fine-tuning (its result does not depend on them)");
+        f.threads(o.threads,
+                  "threads for the fine-tuning: up to 2 share its work (a batch is split into 2 fixed shards, so "
+                  "the result does not depend on the thread count)");
         f.size("--test-limit", o.test_limit, "test images (0: all 10000)", 0, 1u << 30);
         f.size("--reference-images", o.reference_images,
                "also run the scalar reference of the DPU's arithmetic on the first N test images and require the "
@@ -300,7 +301,8 @@ int main(int argc, char** argv) {
         f.output("--header", o.header, "write the pruned network and its int8 model as a C++ header (no file I/O)");
         f.output("--header-check", o.header_check,
                  "with --header: also N test images and the outputs the header must reproduce");
-        f.size("--header-images", o.header_images, "images in --header-check", 1, 10000);
+        f.size("--header-images", o.header_images, "images in --header-check", 1, 256,
+               "the float network runs them as one batch");
         f.parse(argc, argv);
         if (o.search_images > o.calib_images)
             throw sgp::error("--search-images: " + std::to_string(o.search_images) +

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <sgp/core/sequential.hpp>
 #include <sgp/layers/avg_pool.hpp>
 #include <sgp/layers/batch_norm.hpp>
 #include <sgp/layers/concat.hpp>
@@ -16,10 +17,11 @@
 #include <sgp/layers/relu.hpp>
 #include <sgp/layers/relu6.hpp>
 #include <sgp/layers/residual.hpp>
-#include <sgp/models/mobilenet.hpp>
 #include <sgp/quant/calibrate.hpp>
+#include <sgp/quant/dpu_arithmetic.hpp>
 #include <sgp/quant/qat.hpp>
 #include <sgp/target/int8_reference.hpp>
+#include <sgp/target/int8_target.hpp>
 
 #include "helpers.hpp"
 #include "qmodel_fixtures.hpp"
@@ -180,6 +182,93 @@ TEST_CASE("QAT's backward pass is the gradient of the graph: finite differences 
     auto q = folded(f, 6);
     REQUIRE(q.ops.size() == 4);
     check_backward(q, 3, 0);
+    // MobileNetV2's stride-2 depthwise, and an add that reads the network's input (whose
+    // gradient is never formed).
+    using strided =
+        sgp::sequential<sgp::input<2, 8, 8>, linear_residual<conv3x3<2>, batch_norm>, depthwise3x3<2>, batch_norm,
+                        relu6, conv1x1<4>, batch_norm, relu, global_avg_pool, flatten, linear<3, true>>;
+    strided st(8);
+    auto d = folded(st, 9);
+    REQUIRE(d.ops.size() == 6);
+    REQUIRE(base_of(d.ops[1]).inputs == std::vector<std::size_t>{1, 0});
+    check_backward(d, 4, 1);
+}
+
+TEST_CASE("QAT's average pool passes gradients with the DPU's factor N / 2^M, not 1 / k^2") {
+    for (std::size_t k : {3, 5, 7, 4}) {
+        CAPTURE(k);
+        qmodel m;
+        m.c = 1, m.h = k, m.w = k;
+        qconv c;  // something whose output gets a gradient
+        c.cin = c.cout = 1, c.h = c.oh = k, c.w = c.ow = k;
+        c.weight = {1.f}, c.bias = {0.f};
+        m.add(c);
+        qavg_pool p;
+        p.c = 1, p.h = p.w = p.k = p.stride = k, p.oh = p.ow = 1;
+        m.add(p);
+        validate(m, "test");
+        qat_tape tape;
+        tape.value = {std::vector<float>(k * k, 0.5f), std::vector<float>(k * k, 0.5f), {0.5f}};
+        tape.pass = {{}, std::vector<std::uint8_t>(k * k, 1), {1}};
+        std::vector<std::vector<float>> grad(3), weights = {c.weight, {}};
+        grad[2] = {1.f};
+        qat_gradients g(m);
+        std::vector<float> ws;
+        qat_backward(m, tape, weights, grad, g, ws);
+        const auto s = dpu::avg_pool_scale(k, k);
+        const float want = static_cast<float>(std::ldexp(static_cast<double>(s.n), -s.m));
+        for (float e : grad[1]) CHECK(e == want);
+        if (k != 4) CHECK(want != doctest::Approx(1.0 / static_cast<double>(k * k)).epsilon(1e-6));
+        CHECK(g.bias[0][0] == doctest::Approx(want * static_cast<float>(k * k)));
+    }
+}
+
+TEST_CASE("QAT's tape is the DPU's arithmetic: every tensor as the reference computes it, gates where it clips") {
+    // The gate of an int8 output is closed exactly where some other raw value would give the
+    // same output: where the DPU clipped (derived here from dpu::conv_output / add_output).
+    for (auto act : {activation::none, activation::relu, activation::relu6})
+        for (int fp : {3, 4, 5})
+            for (int q = -128; q <= 127; ++q) {
+                bool clipped = false, reached = false;
+                for (std::int64_t raw = -400; raw <= 400; ++raw) {
+                    const bool hit = dpu::conv_output(raw, 0, 0, 0, act, fp) == q;
+                    reached = reached || hit;
+                    clipped = clipped || (hit && raw != q);
+                }
+                CAPTURE(q);
+                if (reached) CHECK(sgp::quant::detail::passes(static_cast<std::int8_t>(q), act, fp) == !clipped);
+                if (act == activation::relu6) continue;
+                bool add_clipped = false, add_reached = false;  // an add: a sum at the output's step
+                for (std::int64_t raw = -400; raw <= 400; ++raw) {
+                    const bool hit = dpu::add_output(raw << 7, 0, act) == q;
+                    add_reached = add_reached || hit;
+                    add_clipped = add_clipped || (hit && raw != q);
+                }
+                if (add_reached) CHECK(sgp::quant::detail::passes(static_cast<std::int8_t>(q), act, 0) == !add_clipped);
+            }
+    // The values read back from the fast path: the reference's integers at their fix points.
+    std::size_t tensors = 0;
+    for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+        CAPTURE(seed);
+        const auto m = seed % 2 ? sgp_test::random_graph(seed) : sgp_test::random_model(seed);
+        const auto x = random_vector(m.c * m.h * m.w, 1000 + seed, -3.f, 3.f);
+        sgp::target::int8_target t(m);
+        std::vector<float> out(m.outputs());
+        t.run(x.data(), out.data());
+        qat_tape tape;
+        std::vector<std::int8_t> bytes;
+        record_int8_tape(m, t, tape, bytes);
+        REQUIRE(tape.value.size() == m.tensor_count());
+        for (std::size_t j = 0; j < tape.value[0].size(); ++j)
+            REQUIRE(tape.value[0][j] == dequantize(quantize(x[j], m.fp_in), m.fp_in));
+        sgp::target::int8_reference ref(m);
+        ref.run(x.data(), out.data(), [&](std::size_t i, const std::vector<std::int8_t>& y, int fp) {
+            REQUIRE(tape.value[i + 1].size() == y.size());
+            for (std::size_t j = 0; j < y.size(); ++j) REQUIRE(tape.value[i + 1][j] == dequantize(y[j], fp));
+            ++tensors;
+        });
+    }
+    CHECK(tensors > 200);
 }
 
 TEST_CASE("QAT lowers the int8 model's distance to float, keeps every fix point, and does not depend on threads") {
@@ -251,6 +340,28 @@ TEST_CASE("QAT lowers the int8 model's distance to float, keeps every fix point,
     CHECK(r2.loss_after == r.loss_after);
     for (std::size_t i = 0; i < m.ops.size(); ++i)
         if (const auto* c = std::get_if<qconv>(&m.ops[i])) CHECK(c->weight == std::get<qconv>(again.ops[i]).weight);
+    // More threads than shards, more shards than a batch holds, a last batch cut short: the
+    // same weights on any thread count; no epoch: nothing moves.
+    {
+        const qat_options odd{.epochs = 2, .batch = 5, .lr = 0.01, .shards = 7};
+        auto a = before, b = before;
+        sgp::thread_pool three(3);
+        auto odd3 = odd;
+        odd3.pool = &three;
+        const auto ra = qat_finetune(a, images.data(), teacher.data(), n, odd);
+        const auto rb = qat_finetune(b, images.data(), teacher.data(), n, odd3);
+        CHECK(ra.loss_after == rb.loss_after);
+        CHECK(ra.steps == 2 * ((n + 4) / 5));
+        for (std::size_t i = 0; i < m.ops.size(); ++i)
+            if (const auto* c = std::get_if<qconv>(&a.ops[i])) CHECK(c->weight == std::get<qconv>(b.ops[i]).weight);
+        auto z = before;
+        const auto r0 = qat_finetune(z, images.data(), teacher.data(), n, {.epochs = 0});
+        CHECK(r0.steps == 0);
+        CHECK(r0.loss_after == r0.loss_before);
+        for (std::size_t i = 0; i < m.ops.size(); ++i)
+            if (const auto* c = std::get_if<qconv>(&z.ops[i]))
+                CHECK(c->weight == std::get<qconv>(before.ops[i]).weight);
+    }
     // A step far too large makes every epoch worse: the calibrated weights stay.
     auto wild = before;
     const auto w = qat_finetune(wild, images.data(), teacher.data(), n, {.epochs = 2, .batch = 8, .lr = 5.0});
@@ -269,4 +380,6 @@ TEST_CASE("QAT lowers the int8 model's distance to float, keeps every fix point,
                          sgp::error);
     CHECK_THROWS_WITH_AS(qat_finetune(copy, images.data(), teacher.data(), n, {.lr = -1}),
                          doctest::Contains("learning rate"), sgp::error);
+    CHECK_THROWS_WITH_AS(qat_finetune(copy, images.data(), teacher.data(), n, {.beta2 = 1.0}),
+                         doctest::Contains("betas"), sgp::error);
 }

@@ -53,7 +53,8 @@ struct qat_options {
     double lr = 0.004;  // Adam's first step, in quantization steps of each tensor (2^-fp), cosine decay to 0
     double beta1 = 0.9, beta2 = 0.999;
     std::uint64_t seed = 1;  // the order of the images in each epoch
-    std::size_t shards = 2;  // fixed split of a batch (threads take shards; results do not change)
+    std::size_t shards = 2;  // fixed split of a batch: up to this many threads share the work, and
+                             // the result does not depend on how many do
     thread_pool* pool = nullptr;
     bool verbose = false;  // one line per epoch on stdout
 };
@@ -323,6 +324,8 @@ inline qat_result qat_finetune(qmodel& m, const float* images, const float* teac
     if (n == 0) fail(where, "no image to fine-tune on");
     if (o.batch == 0 || o.shards == 0) fail(where, "the batch and the shard count must be at least 1");
     if (!(o.lr > 0) || !std::isfinite(o.lr)) fail(where, "the learning rate must be a positive number");
+    if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1))
+        fail(where, "Adam's betas must lie in [0, 1)");
     const std::size_t in = m.c * m.h * m.w, k = m.outputs();
     std::vector<double> target(n * k);
     for (std::size_t i = 0; i < n; ++i) {
@@ -334,13 +337,20 @@ inline qat_result qat_finetune(qmodel& m, const float* images, const float* teac
 
     std::vector<detail::qat_shard> shards;
     for (std::size_t s = 0; s < o.shards; ++s) shards.emplace_back(m);
+    // Each image's loss by the shards, summed in image order (the same on any thread count).
+    std::vector<double> losses(n);
     auto mean_loss = [&] {
-        auto& sh = shards.front();
+        parallel_for(o.pool, shards.size(), 1, [&](std::size_t s0, std::size_t s1) {
+            for (std::size_t s = s0; s < s1; ++s) {
+                auto& sh = shards[s];
+                for (std::size_t i = s; i < n; i += shards.size()) {
+                    sh.t.run(images + i * in, sh.out.data());
+                    losses[i] = detail::kl_to(target.data() + i * k, sh.out.data(), k, sh.p.data(), nullptr, 0);
+                }
+            }
+        });
         double sum = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            sh.t.run(images + i * in, sh.out.data());
-            sum += detail::kl_to(target.data() + i * k, sh.out.data(), k, sh.p.data(), nullptr, 0);
-        }
+        for (double l : losses) sum += l;
         return sum / static_cast<double>(n);
     };
     qat_result r;
