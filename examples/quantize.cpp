@@ -95,18 +95,16 @@ int run(const options& o) {
     cal.finish();
     std::printf("calibrated on %zu training images (%s)\n", cal.images(), o.calibration.c_str());
     std::fflush(stdout);
-    const std::vector<float> searched(training.begin(),
-                                      training.begin() + static_cast<std::ptrdiff_t>(o.search_images * P));
     sgp::quant::search_result found;
     double search_seconds = 0;
     if (o.search_images > 0) {
         const auto t0 = std::chrono::steady_clock::now();
-        found = sgp::quant::search_fix_points(m, searched.data(), searched.size() / P, {.verbose = true});
+        found = sgp::quant::search_fix_points(m, training.data(), o.search_images, {.verbose = true});
         search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::printf(
             "fix-point search on %zu training images: mean KL to float %.5f -> %.5f, %zu moves, %zu "
             "evaluations, %.1f s\n",
-            searched.size() / P, found.loss_before, found.loss_after, found.moves, found.evaluations, search_seconds);
+            o.search_images, found.loss_before, found.loss_after, found.moves, found.evaluations, search_seconds);
         std::fflush(stdout);  // long runs: progress shows in a log as it happens
     }
     sgp::quant::qat_result tuned;
@@ -204,7 +202,7 @@ int run(const options& o) {
             .field("weights", o.weights)
             .field("calibration", o.calibration)
             .field("calibration_images", cal.images())
-            .field("search_images", searched.size() / P)
+            .field("search_images", o.search_images)
             .field("search_kl_before", found.loss_before)
             .field("search_kl_after", found.loss_after)
             .field("search_moves", found.moves)

@@ -56,10 +56,7 @@ void float_tape(const qmodel& m, const float* x, qat_tape& tape) {
     tape.value.assign(1, std::vector<float>(x, x + m.c * m.h * m.w));
     tape.pass.assign(1, {});
     for (std::size_t i = 0; i < m.ops.size(); ++i) {
-        const activation a =
-            std::visit(overloaded{[](const qconv& c) { return c.act; }, [](const qadd& e) { return e.act; },
-                                  [](const auto&) { return activation::none; }},
-                       m.ops[i]);
+        const activation a = activation_of(m.ops[i]);
         std::vector<std::uint8_t> p(acts[i].size());
         for (std::size_t j = 0; j < p.size(); ++j) {
             const float v = acts[i][j];
@@ -68,6 +65,15 @@ void float_tape(const qmodel& m, const float* x, qat_tape& tape) {
         tape.value.push_back(acts[i]);
         tape.pass.push_back(std::move(p));
     }
+}
+
+// Whether two models hold the same float (or int8) weights in every conv.
+bool same_weights(const qmodel& a, const qmodel& b) {
+    for (std::size_t i = 0; i < a.ops.size(); ++i)
+        if (const auto* c = std::get_if<qconv>(&a.ops[i]))
+            if (c->weight != std::get<qconv>(b.ops[i]).weight || c->qweight != std::get<qconv>(b.ops[i]).qweight)
+                return false;
+    return true;
 }
 
 double kl(const std::vector<double>& f, const std::vector<float>& z) {
@@ -338,8 +344,7 @@ TEST_CASE("QAT lowers the int8 model's distance to float, keeps every fix point,
     o2.pool = &pool;
     const auto r2 = qat_finetune(again, images.data(), teacher.data(), n, o2);
     CHECK(r2.loss_after == r.loss_after);
-    for (std::size_t i = 0; i < m.ops.size(); ++i)
-        if (const auto* c = std::get_if<qconv>(&m.ops[i])) CHECK(c->weight == std::get<qconv>(again.ops[i]).weight);
+    CHECK(same_weights(m, again));
     // More threads than shards, more shards than a batch holds, a last batch cut short: the
     // same weights on any thread count; no epoch: nothing moves.
     {
@@ -352,24 +357,19 @@ TEST_CASE("QAT lowers the int8 model's distance to float, keeps every fix point,
         const auto rb = qat_finetune(b, images.data(), teacher.data(), n, odd3);
         CHECK(ra.loss_after == rb.loss_after);
         CHECK(ra.steps == 2 * ((n + 4) / 5));
-        for (std::size_t i = 0; i < m.ops.size(); ++i)
-            if (const auto* c = std::get_if<qconv>(&a.ops[i])) CHECK(c->weight == std::get<qconv>(b.ops[i]).weight);
+        CHECK(same_weights(a, b));
         auto z = before;
         const auto r0 = qat_finetune(z, images.data(), teacher.data(), n, {.epochs = 0});
         CHECK(r0.steps == 0);
         CHECK(r0.loss_after == r0.loss_before);
-        for (std::size_t i = 0; i < m.ops.size(); ++i)
-            if (const auto* c = std::get_if<qconv>(&z.ops[i]))
-                CHECK(c->weight == std::get<qconv>(before.ops[i]).weight);
+        CHECK(same_weights(z, before));
     }
     // A step far too large makes every epoch worse: the calibrated weights stay.
     auto wild = before;
     const auto w = qat_finetune(wild, images.data(), teacher.data(), n, {.epochs = 2, .batch = 8, .lr = 5.0});
     CHECK(w.kept_epoch == 0);
     CHECK(w.loss_after == w.loss_before);
-    for (std::size_t i = 0; i < m.ops.size(); ++i)
-        if (const auto* c = std::get_if<qconv>(&wild.ops[i]))
-            CHECK(c->qweight == std::get<qconv>(before.ops[i]).qweight);
+    CHECK(same_weights(wild, before));
     // Bad input is refused with the reason.
     auto bad = teacher;
     bad[3] = std::nanf("");

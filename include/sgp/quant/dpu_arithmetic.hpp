@@ -26,13 +26,21 @@ namespace sgp::quant::dpu {
 // ReLU6's natural fix point is 4 or finer).
 inline constexpr std::int64_t relu6_cap = 6 << 4;
 
-// The activation on the rounded sum (the same as on the real value before rounding: the
-// bounds are integers and DPU_ROUND is monotonic).
-constexpr std::int64_t activate(std::int64_t v, activation a, int fp_out) {
-    if (a == activation::none) return v;
-    v = std::max<std::int64_t>(v, 0);
-    if (a == activation::relu6 && fp_out <= 4) v = std::min(v, relu6_cap);
-    return v;
+// The int8 values an op's output can take after its activation and the saturation, [lo, hi]:
+// where the DPU clips (the fast path's clamp bounds, and where QAT stops a gradient).
+struct output_range {
+    std::int64_t lo = qmin, hi = qmax;
+};
+constexpr output_range activation_range(activation a, int fp_out) {
+    return {a == activation::none ? std::int64_t{qmin} : 0,
+            a == activation::relu6 && fp_out <= 4 ? relu6_cap : std::int64_t{qmax}};
+}
+
+// The activation and the saturation on the rounded sum (the same as on the real value before
+// rounding: the bounds are integers and DPU_ROUND is monotonic).
+constexpr std::int8_t activate(std::int64_t v, activation a, int fp_out) {
+    const auto r = activation_range(a, fp_out);
+    return static_cast<std::int8_t>(std::clamp(v, r.lo, r.hi));
 }
 
 // conv2d-fix / depthwise-conv2d-fix: DPU_ROUND((acc + bias 2^shift_bias) / 2^shift_cut), the
@@ -41,7 +49,7 @@ constexpr std::int64_t activate(std::int64_t v, activation a, int fp_out) {
 constexpr std::int8_t conv_output(std::int64_t acc, std::int64_t bias, int cut, int sb, activation a, int fp_out) {
     const std::int64_t v = sb >= 0 ? dpu_shift_round(acc + bias * (std::int64_t{1} << sb), cut)
                                    : dpu_shift_round(acc * (std::int64_t{1} << -sb) + bias, cut - sb);
-    return saturate(activate(v, a, fp_out));
+    return activate(v, a, fp_out);
 }
 
 // eltwise-fix ADD: each input read at the finest common step, 2^-(fp_min + 7): term_i =
@@ -64,7 +72,7 @@ constexpr std::int64_t add_term(std::int8_t q, int shift_read) {
     return s >= 0 ? std::int64_t{q} * (std::int64_t{1} << s) : std::int64_t{q} >> -s;  // >> floors (C++20)
 }
 constexpr std::int8_t add_output(std::int64_t sum, int shift_write, activation a) {
-    return saturate(activate(dpu_shift_round(sum, shift_write + 7), a, 0));
+    return activate(dpu_shift_round(sum, shift_write + 7), a, 0);
 }
 
 // avgpool on the DPU: the window's sum times N / 2^M, rounded once, where N / 2^M

@@ -90,6 +90,17 @@ inline void softmax(const float* z, std::size_t n, double* p) {
     for (std::size_t k = 0; k < n; ++k) p[k] /= s;
 }
 
+// KL(f || softmax(z)) and, when grad is given, its gradient (softmax(z) - f) * scale.
+inline double kl_to(const double* f, const float* z, std::size_t k, double* p, float* grad, double scale) {
+    softmax(z, k, p);
+    double sum = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+        if (f[j] > 0) sum += f[j] * (std::log(f[j]) - std::log(std::max(p[j], 1e-300)));
+        if (grad) grad[j] = static_cast<float>((p[j] - f[j]) * scale);
+    }
+    return sum;
+}
+
 }  // namespace detail
 
 // The search on a calibrated model m (calibrator::finish done). `images` holds n images
@@ -118,10 +129,7 @@ inline search_result search_fix_points(qmodel& m, const float* images, std::size
         double sum = 0;
         for (std::size_t i = 0; i < n; ++i) {
             t.run(images + i * in, out.data());
-            detail::softmax(out.data(), k, p.data());
-            const double* f = target.data() + i * k;
-            for (std::size_t j = 0; j < k; ++j)
-                if (f[j] > 0) sum += f[j] * (std::log(f[j]) - std::log(std::max(p[j], 1e-300)));
+            sum += detail::kl_to(target.data() + i * k, out.data(), k, p.data(), nullptr, 0);
         }
         return sum / static_cast<double>(n);
     };

@@ -122,10 +122,8 @@ void for_each_window_tap(const conv_window& g, std::size_t h, std::size_t w, F&&
 
 // Where the gradient of an int8 output passes: not where the forward clipped it.
 inline std::uint8_t passes(std::int8_t q, activation a, int fp_out) {
-    if (q == qmax) return 0;
-    if (a == activation::none) return q != qmin;
-    if (q <= 0) return 0;
-    return !(a == activation::relu6 && fp_out <= 4 && q >= dpu::relu6_cap);
+    const auto r = dpu::activation_range(a, fp_out);
+    return q > r.lo && q < r.hi;
 }
 
 }  // namespace detail
@@ -148,10 +146,7 @@ inline void record_int8_tape(const qmodel& m, const target::int8_target& t, qat_
         auto& p = tape.pass[k];
         p.resize(size);
         const auto& op = m.ops[k - 1];
-        const activation a =
-            std::visit(overloaded{[](const qconv& c) { return c.act; }, [](const qadd& e) { return e.act; },
-                                  [](const auto&) { return activation::none; }},
-                       op);
+        const activation a = activation_of(op);
         // A max pool and a concat copy values: nothing is clipped there.
         const bool copies = std::holds_alternative<qmax_pool>(op) || std::holds_alternative<qconcat>(op);
         const int fp = m.fix_point(k);
@@ -299,17 +294,6 @@ struct qat_shard {
     std::vector<std::int8_t> bytes;
     explicit qat_shard(const qmodel& m) : t(m), g(m), out(m.outputs()), p(m.outputs()) {}
 };
-
-// KL(f || softmax(z)) and, when grad is given, its gradient (softmax(z) - f) * scale.
-inline double kl_to(const double* f, const float* z, std::size_t k, double* p, float* grad, double scale) {
-    softmax(z, k, p);
-    double sum = 0;
-    for (std::size_t j = 0; j < k; ++j) {
-        if (f[j] > 0) sum += f[j] * (std::log(f[j]) - std::log(std::max(p[j], 1e-300)));
-        if (grad) grad[j] = static_cast<float>((p[j] - f[j]) * scale);
-    }
-    return sum;
-}
 
 }  // namespace detail
 

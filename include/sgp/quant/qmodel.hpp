@@ -124,6 +124,13 @@ inline std::string_view kind_of(const qop& op) {
         op);
 }
 
+// The activation fused into an op (none for ops that cannot fuse one).
+inline activation activation_of(const qop& op) {
+    return std::visit(overloaded{[](const qconv& c) { return c.act; }, [](const qadd& a) { return a.act; },
+                                 [](const auto&) { return activation::none; }},
+                      op);
+}
+
 // A fix point the constraints of the DPU moved (calibrator / enforce_limits).
 struct adjustment {
     std::size_t op = 0;

@@ -194,9 +194,11 @@ public:
     }
 
 private:
-    static std::int32_t activation_low(quant::activation a) { return a == quant::activation::none ? -128 : 0; }
+    static std::int32_t activation_low(quant::activation a) {
+        return static_cast<std::int32_t>(quant::dpu::activation_range(a, 0).lo);
+    }
     static std::int32_t activation_high(quant::activation a, int fp_out) {
-        return a == quant::activation::relu6 && fp_out <= 4 ? static_cast<std::int32_t>(quant::dpu::relu6_cap) : 127;
+        return static_cast<std::int32_t>(quant::dpu::activation_range(a, fp_out).hi);
     }
     static std::int32_t checked_offset(std::int64_t k, std::size_t index) {
         if (k < std::numeric_limits<std::int32_t>::min() / 2 || k > std::numeric_limits<std::int32_t>::max() / 2)
