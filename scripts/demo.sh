@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job: the whole pipeline on Fashion-MNIST with the demo-size VGG13-BN (1/4 width),
-# on the first 20,000 training images (all 10,000 test images):
+# on 20,000 training images (5,000 more held out for validation: every decision is taken on
+# them; the 10,000 test images are read once, at the end):
 #   1. baseline training, 2. sparsity training (L1 on the BatchNorm scales), 3. SGP: rounds of
-#   layer-wise pruning and fine-tuning, then a final fine-tuning (and Network Slimming at the
-#   same budget, for comparison), 4. quantization to the DPU's power-of-two INT8 and its test
+#   layer-wise pruning and fine-tuning, then a final fine-tuning, and the controls at the same
+#   parameter budget (Network Slimming, L1-norm filters, uniform width, SGP's architecture
+#   from scratch), 4. quantization to the DPU's power-of-two INT8 and its test
 #   accuracy (fast int8 path, checked against the DPU's arithmetic on every image),
 #   5. export: the .xmodel for vai_c_xir and a static C++ header of the pruned network,
 #   6. the layer-wise report of the network before and after pruning (workload, memory, CPU
@@ -19,7 +21,7 @@ bin=build/default/examples
 run=runs/pipeline
 mkdir -p "$run"
 
-echo "== 1-3. train, sparsity-train, prune (SGP) and fine-tune"
+echo "== 1-3. train, sparsity-train, prune (SGP) and fine-tune; the controls"
 "$bin/sgp_experiment" --model demo --limit 20000 --baseline-epochs 2 --sparse-epochs 2 --rounds 3 --lambda 5e-4 \
   --finetune-epochs 1 --final-epochs 1 --dir "$run/train" --json "$run/sgp.json" "$@"
 

@@ -193,14 +193,22 @@ def read_experiment(path):
     for k in ("baseline_accuracy", "pruned_accuracy", "params_before", "macs_before", "params_after",
               "macs_after"):
         e[k] = c.get(d, k, "", "number")
+    # Since the validation split, the rounds' decisions (and so this plot) are on validation
+    # accuracy; older files measured everything on the test set.
+    e["accuracy_kind"] = "test"
+    if "baseline_validation_accuracy" in d:
+        e["accuracy_kind"] = "validation"
+        e["baseline_accuracy"] = c.get(d, "baseline_validation_accuracy", "", "number")
+        e["pruned_accuracy"] = c.get(d, "pruned_validation_accuracy", "", "number")
     if e["params_before"] <= 0 or e["macs_before"] <= 0:
         c.fail("params_before" if e["params_before"] <= 0 else "macs_before", "must be positive")
     rounds = []
     for i, raw in enumerate(c.get(d, "round_reports", "", "list")):
         w = f"round_reports[{i}]"
         R = c.obj(raw, w)
-        rr = {k: c.get(R, k, w, "number")
-              for k in ("accuracy_finetuned", "accuracy_pruned", "params_removed", "macs_removed")}
+        rr = {k: c.get(R, k, w, "number") for k in ("params_removed", "macs_removed")}
+        for k in ("accuracy_finetuned", "accuracy_pruned"):
+            rr[k] = c.get(R, "validation_" + k if "validation_" + k in R else k, w, "number")
         rr["accuracy_recalibrated"] = c.get(R, "accuracy_recalibrated", w, "number", optional=True)
         rr["undone"] = bool(c.get(R, "undone", w, "bool", optional=True))  # written by sgp_experiment
         P = c.get(R, "pruning", w, "object")
@@ -225,6 +233,12 @@ def read_experiment(path):
     e["ns"] = None
     if ns is not None:
         e["ns"] = {k: c.get(ns, k, "network_slimming", "number") for k in ("accuracy", "params_after", "macs_after")}
+    for i, m in enumerate(c.get(d, "methods", "", "list", optional=True) or []):
+        w = f"methods[{i}]"
+        M = c.obj(m, w)
+        if c.get(M, "name", w, "str") == "ns":
+            e["ns"] = {"accuracy": c.get(M, "validation_accuracy", w, "number"),
+                       "params_after": c.get(M, "params", w, "number"), "macs_after": c.get(M, "macs", w, "number")}
     return e
 
 
@@ -701,7 +715,7 @@ def plot_rounds_accuracy(exp, title):
         legend_above(ax, ax.get_legend_handles_labels()[0], None, 6.0 + 1.4)
     top = max([exp["baseline_accuracy"], exp["pruned_accuracy"]] + [r["accuracy_finetuned"] for r in rounds])
     axes[0].set_ylim(top=100 * top + 4)  # room for the point labels above the curve
-    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylabel(f"{exp['accuracy_kind']} accuracy (%)")
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     fig.suptitle(heading(title or exp["model"], f"accuracy over {len(rounds)} pruning rounds "
                  "(numbers: round; point 0: baseline)"))

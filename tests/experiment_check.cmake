@@ -1,8 +1,8 @@
-# Runs the pruning experiment end to end on a slice of Fashion-MNIST with the demo network,
-# then again to check that a finished run resumes without redoing its stages.
+# Runs the pruning experiment end to end on a slice of Fashion-MNIST with the demo network and
+# every control, then again to check that a finished run resumes without redoing its stages.
 file(REMOVE_RECURSE ${WORK})
-set(args --model demo --limit 96 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
-         --finetune-epochs 1 --final-epochs 1 --sparsity-at relu --budget 100 --dir ${WORK}/run
+set(args --model demo --limit 96 --validation 100 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1
+         --sparse-epochs 1 --finetune-epochs 1 --final-epochs 1 --sparsity-at relu --budget 100 --dir ${WORK}/run
          --json ${WORK}/out.json)
 execute_process(COMMAND ${EXE} ${args} --rounds 1 RESULT_VARIABLE rc ERROR_VARIABLE log)
 if(NOT rc EQUAL 0)
@@ -10,7 +10,8 @@ if(NOT rc EQUAL 0)
 endif()
 file(READ ${WORK}/out.json json)
 foreach(key baseline_accuracy pruned_accuracy params_before params_after macs_before macs_after layers rule rounds
-            round_reports network_slimming speedup_batch1 pruned_accuracy_before_final_finetuning within_budget)
+            round_reports methods speedup_batch1 pruned_validation_accuracy_before_final_finetuning within_budget
+            baseline_validation_accuracy validation_images augmentation schedule stopping_patience seed)
   string(JSON value ERROR_VARIABLE err GET "${json}" ${key})
   if(err)
     message(FATAL_ERROR "out.json has no '${key}': ${json}")
@@ -22,19 +23,53 @@ string(JSON name GET "${json}" layers 0 name)
 if(NOT after LESS before OR NOT name STREQUAL "0 conv2d" OR NOT EXISTS ${WORK}/run/sgp_plan.json)
   message(FATAL_ERROR "nothing was pruned, or no plan: ${json}")
 endif()
+string(JSON validation GET "${json}" validation_images)
+if(NOT validation EQUAL 100)
+  message(FATAL_ERROR "the validation split should hold 100 images: ${validation}")
+endif()
+# Every method, in order, each reporting its size, accuracies and training cost; the controls
+# at SGP's parameter budget or under it.
+set(expected baseline sgp l1 ns scratch uniform)
+string(JSON n LENGTH "${json}" methods)
+if(NOT n EQUAL 6)
+  message(FATAL_ERROR "expected 6 methods: ${json}")
+endif()
+foreach(i RANGE 5)
+  list(GET expected ${i} want)
+  string(JSON m GET "${json}" methods ${i})
+  string(JSON got GET "${m}" name)
+  string(JSON p GET "${m}" params)
+  string(JSON cost GET "${m}" training_cost_full_epochs)
+  string(JSON test GET "${m}" test_accuracy)
+  string(JSON val GET "${m}" validation_accuracy)
+  if(NOT got STREQUAL want OR cost LESS_EQUAL 0 OR test LESS 0 OR val LESS 0)
+    message(FATAL_ERROR "method ${i} should be ${want} with a cost and accuracies: ${m}")
+  endif()
+  if(i GREATER 1 AND p GREATER after)
+    message(FATAL_ERROR "${want} has ${p} parameters, over SGP's ${after}: ${m}")
+  endif()
+endforeach()
 # Everything is done: a second invocation trains nothing and reports the same figures.
 execute_process(COMMAND ${EXE} ${args} --rounds 1 RESULT_VARIABLE rc ERROR_VARIABLE log)
-string(FIND "${log}" "== baseline training" retrained)
+string(FIND "${log}" "== " retrained)
 file(READ ${WORK}/out.json json2)
 string(JSON after2 GET "${json2}" params_after)
 if(NOT rc EQUAL 0 OR NOT retrained EQUAL -1 OR NOT after2 EQUAL after)
   message(FATAL_ERROR "resuming a finished run should redo nothing: ${log}")
 endif()
-# Interrupted after round 1 (the later stages' results forgotten): a run allowed two rounds
+# Interrupted after round 1 (every later stage's record forgotten): a run allowed two rounds
 # resumes from the round checkpoint and does round 2 only.
 file(READ ${WORK}/run/state.json state)
-foreach(key sgp_rounds_finished sgp_accuracy sgp_accuracy_rounds ns_accuracy ns_pruning ns_fraction
-            ns_accuracy_pruned ns_origin)
+string(JSON count LENGTH "${state}")
+math(EXPR last "${count} - 1")
+set(later)
+foreach(i RANGE ${last})
+  string(JSON key MEMBER "${state}" ${i})
+  if(NOT key MATCHES "^(settings|baseline_.*|sparse_.*|sgp_round_1|sgp_round_checkpoint)$")
+    list(APPEND later ${key})
+  endif()
+endforeach()
+foreach(key ${later})
   string(JSON state REMOVE "${state}" ${key})
 endforeach()
 file(WRITE ${WORK}/run/state.json "${state}")
@@ -48,7 +83,7 @@ if(NOT rc EQUAL 0 OR resumed EQUAL -1 OR NOT redone EQUAL -1 OR NOT rounds3 EQUA
 endif()
 # A run that prunes nothing (here: no rounds allowed) is a failure of the job, not a result: exit
 # status 1, the message, and "failed" in its JSON.
-set(args0 --model demo --limit 96 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
+set(args0 --model demo --limit 96 --validation 100 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
           --finetune-epochs 1 --final-epochs 1 --budget 100 --dir ${WORK}/none --json ${WORK}/none.json --rounds 0)
 execute_process(COMMAND ${EXE} ${args0} RESULT_VARIABLE rc ERROR_VARIABLE log)
 string(FIND "${log}" "error: SGP removed no channel" said)

@@ -3,8 +3,8 @@
 # settings, or while another run holds the folder, is refused.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
-set(args --model demo --limit 96 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
-         --finetune-epochs 1 --sparsity-at relu --budget 100 --rounds 3 --threads 1)
+set(args --model demo --limit 96 --validation 100 --test-limit 64 --calib-images 64 --batch 32 --baseline-epochs 1 --sparse-epochs 1
+         --finetune-epochs 1 --sparsity-at relu --budget 100 --rounds 3 --threads 1 --controls ns)
 execute_process(COMMAND ${EXE} ${args} --dir ${WORK}/whole --json ${WORK}/whole.json RESULT_VARIABLE rc
                 ERROR_VARIABLE log)
 if(NOT rc EQUAL 0)

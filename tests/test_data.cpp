@@ -346,3 +346,59 @@ TEST_CASE("IDX sizes are checked before anything is allocated or inflated") {
     CHECK_THROWS_WITH_AS(sgp::read_idx(d.file("dir")), doctest::Contains("dir: is a folder, not a file"), sgp::error);
     CHECK_THROWS_WITH_AS(sgp::load_cifar10_files({d.file("dir")}), doctest::Contains("dir: is a folder"), sgp::error);
 }
+
+TEST_CASE("a validation split is held out of training images: disjoint, complete, fixed by its seed") {
+    sgp::dataset d;
+    d.source = "train-images";
+    d.part = sgp::data_part::train;
+    d.channels = 1, d.height = 1, d.width = 2, d.classes = 10;
+    for (std::size_t i = 0; i < 500; ++i) {  // image i holds i in two bytes: each image is identifiable
+        d.images.push_back(static_cast<std::uint8_t>(i & 255));
+        d.images.push_back(static_cast<std::uint8_t>(i >> 8));
+        d.labels.push_back(static_cast<std::uint8_t>(i % 10));
+    }
+    auto ids = [](const sgp::dataset& x) {
+        std::vector<std::size_t> v;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            v.push_back(x.image(i)[0] + 256u * x.image(i)[1]);
+            CHECK(x.labels[i] == v.back() % 10);  // labels travel with their images
+        }
+        return v;
+    };
+    const auto s = sgp::hold_out(d, 120, 7);
+    const auto tr = ids(s.train), va = ids(s.validation.data());
+    CHECK(tr.size() == 380);
+    CHECK(va.size() == 120);
+    CHECK(std::is_sorted(tr.begin(), tr.end()));  // both keep the original order
+    CHECK(std::is_sorted(va.begin(), va.end()));
+    std::vector<std::size_t> all = tr;
+    all.insert(all.end(), va.begin(), va.end());
+    std::sort(all.begin(), all.end());
+    for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i] == i);  // disjoint and complete
+    CHECK(va.back() > 400);                                           // drawn across the set, not its tail or head
+    CHECK(va.front() < 100);
+    CHECK(ids(sgp::hold_out(d, 120, 7).validation.data()) == va);  // same seed, same split
+    CHECK(ids(sgp::hold_out(d, 120, 8).validation.data()) != va);
+    CHECK(s.validation.data().source.find("validation") != std::string::npos);
+
+    auto test = d;
+    test.part = sgp::data_part::test;
+    test.source = "t10k-images";
+    CHECK_THROWS_WITH_AS(sgp::hold_out(test, 100, 1), doctest::Contains("t10k-images: is a test split"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::hold_out(d, 0, 1), doctest::Contains("cannot hold out 0"), sgp::error);
+    CHECK_THROWS_WITH_AS(sgp::hold_out(d, 500, 1), doctest::Contains("cannot hold out 500"), sgp::error);
+}
+
+TEST_CASE("data loaders mark which published split they read") {
+    sgp_test::temp_dir dir("split_parts");
+    write(dir.file("train-images-idx3-ubyte"), idx_images(3, 2, 2));
+    write(dir.file("train-labels-idx1-ubyte"), idx_labels(3));
+    write(dir.file("t10k-images-idx3-ubyte"), idx_images(2, 2, 2));
+    write(dir.file("t10k-labels-idx1-ubyte"), idx_labels(2));
+    CHECK(sgp::load_fashion_mnist(dir.path.string(), true).part == sgp::data_part::train);
+    const auto test = sgp::load_fashion_mnist(dir.path.string(), false);
+    CHECK(test.part == sgp::data_part::test);
+    CHECK(test.head(1).part == sgp::data_part::test);
+    CHECK(test.slice(1, 1).part == sgp::data_part::test);  // a part of a test set is still one
+    CHECK_THROWS_WITH_AS(sgp::hold_out(test, 1, 1), doctest::Contains("is a test split"), sgp::error);
+}

@@ -532,3 +532,111 @@ TEST_CASE("the committed pruning plan's network signature is the current network
     const auto plan = sgp::parse_json(sgp::read_file_bytes(path), path);
     CHECK(plan.at("network", path).text(path) == pr::network_signature<sgp::models::vgg13bn_source<>>());
 }
+
+TEST_CASE("the filter-L1 score is each output channel's L1 norm over its producer's weights") {
+    auto net = make_net();
+    const sgp::dataset d = [] {
+        sgp::dataset x;
+        x.source = "calibration";
+        x.channels = 2, x.height = x.width = 8, x.classes = 3;
+        sgp::rng r(4);
+        for (std::size_t i = 0; i < 8 * 128; ++i) x.images.push_back(static_cast<std::uint8_t>(r.below(256)));
+        for (std::size_t i = 0; i < 8; ++i) x.labels.push_back(static_cast<std::uint8_t>(i % 3));
+        return x;
+    }();
+    sgp::batch_loader calib(d, {.batch = 4, .shuffle = false});
+    const auto st = pr::collect_stats(net, pr::scores::filter_l1{}, calib);
+    REQUIRE(st.size() == 3);
+    // Group 0: conv3x3<6> over 2 input channels (18 weights a filter); group 2: linear<7> over 20 features.
+    const float* w0 = net.layer<0>().weight();
+    for (std::size_t c = 0; c < 6; ++c) {
+        double l1 = 0;
+        for (std::size_t k = 0; k < 18; ++k) l1 += std::abs(w0[c * 18 + k]);
+        CHECK(st[0].score[c] == doctest::Approx(l1).epsilon(1e-6));
+    }
+    const float* w2 = net.layer<9>().weight();
+    for (std::size_t c = 0; c < 7; ++c) {
+        double l1 = 0;
+        for (std::size_t k = 0; k < 20; ++k) l1 += std::abs(w2[c * 20 + k]);
+        CHECK(st[2].score[c] == doctest::Approx(l1).epsilon(1e-6));
+    }
+    // After a layer is pruned its filters are shorter: the score follows the active weights.
+    auto p = pr::current_plan(net);
+    p.layers[0].keep = {1, 3, 4};
+    pr::apply(net, p);
+    const auto after = pr::collect_stats(net, pr::scores::filter_l1{}, calib);
+    const float* w1 = net.layer<4>().weight();
+    for (std::size_t c = 0; c < 5; ++c) {
+        double l1 = 0;
+        for (std::size_t k = 0; k < 27; ++k) l1 += std::abs(w1[c * 27 + k]);
+        CHECK(after[1].score[c] == doctest::Approx(l1).epsilon(1e-6));
+    }
+}
+
+TEST_CASE("uniform fraction: the same share of every group, never a whole group") {
+    const pr::rules::uniform_fraction r{0.5};
+    const std::vector<pr::group_stats> g = {stats({0.3f, 0.1f, 0.2f, 0.4f}), stats({1, 2, 3, 4, 5, 6, 7}),
+                                            stats({0.5f})};
+    CHECK(r.remove_counts(g) == std::vector<std::size_t>{2, 3, 0});
+    CHECK(pr::rules::uniform_fraction{1.0}.remove_counts(g) == std::vector<std::size_t>{3, 6, 0});
+}
+
+TEST_CASE("the controls at a parameter budget: L1-norm filters, uniform width, an architecture from scratch") {
+    const sgp::dataset d = [] {
+        sgp::dataset x;
+        x.source = "calibration";
+        x.channels = 2, x.height = x.width = 8, x.classes = 3;
+        x.images.assign(4 * 128, 100);
+        x.labels.assign(4, 0);
+        return x;
+    }();
+    sgp::batch_loader calib(d, {.batch = 4, .shuffle = false});
+    const std::size_t budget = net_t::parameter_count / 2;
+
+    auto l1 = make_net();
+    const auto scores = pr::collect_stats(l1, pr::scores::filter_l1{}, calib);
+    const auto rep = pr::l1_filter_pruning(l1, budget, calib);
+    CHECK(l1.active_parameter_count() <= budget);
+    CHECK(rep.score == std::string("filter_l1"));
+    // One rate for all layers, and the kept filters are each layer's largest in L1 norm.
+    for (std::size_t i = 0; i < rep.layers.size(); ++i) {
+        const auto& l = rep.layers[i];
+        const auto keep = pr::top_channels(scores[i].score, l.channels_after);
+        CHECK(pr::kept_channels(l1, pr::channel_groups<net_t>()[i]) == keep);
+    }
+    // The smallest fraction that meets the budget: a little less, and it does not.
+    auto unpruned = make_net();
+    const auto rule = pr::rule_for_budget<pr::rules::uniform_fraction>(unpruned, scores, budget);
+    auto wider = make_net();
+    pr::prune_with(wider, scores, pr::rules::uniform_fraction{rule.fraction - 0.05});
+    CHECK(wider.active_parameter_count() > budget);
+
+    // Uniform width: the same width fraction everywhere, fresh weights at the new fan-in.
+    net_t u(5);
+    pr::uniform_width(u, budget, 9);
+    CHECK(u.active_parameter_count() <= budget);
+    const auto w = u.class_widths();
+    const auto& groups = pr::channel_groups<net_t>();
+    const double f0 = static_cast<double>(w[groups[0].cls]) / groups[0].capacity;
+    for (const auto& g : groups) CHECK(std::abs(static_cast<double>(w[g.cls]) / g.capacity - f0) < 0.25);
+    net_t fresh_same(9);  // a fresh network by the same seed differs: its fan-ins are the declared ones
+    CHECK_FALSE(std::equal(u.layer<4>().weight(), u.layer<4>().weight() + 9, fresh_same.layer<4>().weight()));
+
+    // An architecture from scratch: the plan's widths, weights drawn at the active fan-in
+    // (Kaiming: std sqrt(2 / (in * 9))) and batch norms at their initial state.
+    auto pruned = make_net();
+    auto p = pr::current_plan(pruned);
+    p.layers[0].keep = {0, 2};
+    p.layers[1].keep = {1, 2, 3, 4};
+    pr::apply(pruned, p);
+    net_t s(1);
+    pr::from_scratch(s, p, 21);
+    CHECK(s.class_widths() == pruned.class_widths());
+    CHECK(pr::to_json(pr::current_plan(s)) == pr::to_json(p));
+    double sum2 = 0;
+    const std::size_t n = 4 * 2 * 9;  // layer 4: 4 active filters over 2 active inputs
+    for (std::size_t i = 0; i < n; ++i) sum2 += double(s.layer<4>().weight()[i]) * s.layer<4>().weight()[i];
+    const double std_expected = std::sqrt(2.0 / (2 * 9));  // vs sqrt(2 / 54) at the declared 6 inputs
+    CHECK(std::sqrt(sum2 / n) == doctest::Approx(std_expected).epsilon(0.25));
+    for (std::size_t c = 0; c < 2; ++c) CHECK(s.layer<1>().gamma()[c] == 1.f);
+}

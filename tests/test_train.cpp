@@ -2,8 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <map>
 #include <sgp/sgp.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "helpers.hpp"
 
@@ -116,13 +119,22 @@ TEST_CASE("the trainer refuses a loader whose images are not the network's input
     f.epochs = 1;
     CHECK_THROWS_WITH_AS(t.fit(wrong, f), doctest::Contains("the loader makes images of"), sgp::error);
     CHECK_THROWS_WITH_AS(t.evaluate(wrong), doctest::Contains("the loader makes images of"), sgp::error);
-    CHECK_THROWS_WITH_AS(t.fit(right, f, &wrong), doctest::Contains("the loader makes images of"), sgp::error);
+    auto labelled = synthetic(64, 2);
+    labelled.part = sgp::data_part::train;
+    const auto split = sgp::hold_out(labelled, 16, 1);
+    sgp::validation_loader wrong_validation(split.validation, padded);
+    CHECK_THROWS_WITH_AS(t.fit(right, f, &wrong_validation), doctest::Contains("the loader makes images of"),
+                         sgp::error);
     CHECK_NOTHROW(t.evaluate(right));
 }
 
 TEST_CASE("training learns a separable task") {
-    const auto train_set = synthetic(480, 1), test_set = synthetic(150, 2);
-    sgp::batch_loader train(train_set, loader()), test(test_set, loader());
+    auto all = synthetic(560, 1);
+    all.part = sgp::data_part::train;
+    const auto split = sgp::hold_out(all, 80, 1);
+    const auto test_set = synthetic(150, 2);
+    sgp::batch_loader train(split.train, loader()), test(test_set, loader());
+    sgp::validation_loader validation(split.validation, loader());
     sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true},
                          {.threads = 2}};
     std::ostringstream log;
@@ -130,8 +142,9 @@ TEST_CASE("training learns a separable task") {
     f.epochs = 6;
     f.log = &log;
     const double before = t.evaluate(test).accuracy;
-    const auto reports = t.fit(train, f, &test);
+    const auto reports = t.fit(train, f, &validation);
     REQUIRE(reports.size() == 6);
+    CHECK(reports.back().validation_accuracy >= 0.9);
     CHECK(reports.back().loss < reports.front().loss);
     CHECK(t.evaluate(test).accuracy >= 0.9);
     CHECK(before < 0.7);
@@ -216,4 +229,162 @@ TEST_CASE("sparsity training adds lambda * sign(gamma) to BatchNorm gamma gradie
     f.sparsity = 1e-4f;
     t.fit(l, f);
     CHECK(calls == 2);
+}
+
+TEST_CASE("the stopping rule: plateaus cut the rate, the plateau after the last cut stops") {
+    const sgp::stopping_rule r{.patience = 2, .min_delta = 0.01, .lr_factor = 0.1f, .reductions = 1};
+    sgp::stopping_state s;
+    CHECK(s.observe(r, 0.50, 1));   // first: best
+    CHECK(s.observe(r, 0.60, 2));   // progress
+    CHECK(s.observe(r, 0.605, 3));  // better, but not by min_delta: kept as best, no progress
+    CHECK(s.since == 1);
+    CHECK_FALSE(s.observe(r, 0.55, 4));  // second epoch without progress: a plateau, the rate is cut
+    CHECK(s.reductions == 1);
+    CHECK(s.lr_scale(r) == doctest::Approx(0.1));
+    CHECK(s.best_epoch == 3);
+    CHECK(s.observe(r, 0.62, 5));  // progress after the cut
+    CHECK_FALSE(s.observe(r, 0.61, 6));
+    CHECK_FALSE(s.stopped);
+    CHECK_FALSE(s.observe(r, 0.61, 7));  // the plateau after the last cut ends the run
+    CHECK(s.stopped);
+    CHECK(s.stopped_at == 7);
+    CHECK(s.best == doctest::Approx(0.62));
+    const auto back = sgp::stopping_state::from_json(s.to_json(), "state");
+    CHECK(back.to_json() == s.to_json());
+    CHECK_THROWS_WITH_AS(sgp::stopping_state::from_json(R"({"origin":0,"best":3})", "ckpt.npz:trainer.stop"),
+                         doctest::Contains("ckpt.npz:trainer.stop"), sgp::error);
+    CHECK_THROWS_WITH_AS((sgp::stopping_rule{.patience = 0}.check("fit")), doctest::Contains("patience"), sgp::error);
+    CHECK_THROWS_WITH_AS((sgp::stopping_rule{.lr_factor = 0.f}.check("fit")), doctest::Contains("lr_factor"),
+                         sgp::error);
+}
+
+namespace {
+// A validation split of synthetic data (hold_out is the only way to make one).
+sgp::train_validation synthetic_split(std::size_t n, std::size_t held, std::uint64_t seed) {
+    auto d = synthetic(n, seed);
+    d.part = sgp::data_part::train;
+    return sgp::hold_out(d, held, seed);
+}
+std::map<std::string, std::vector<float>> weights_of(tiny& net) {
+    std::map<std::string, std::vector<float>> w;
+    net.for_each_tensor([&](const std::string& k, const sgp::tensor_ref& t) {
+        if (t.value) w[k].assign(t.value, t.value + t.size());
+    });
+    return w;
+}
+}  // namespace
+
+TEST_CASE("fit under a stopping rule stops on a plateau and ends with the best epoch's weights") {
+    auto split = synthetic_split(640, 96, 11);
+    sgp::batch_loader train(split.train, loader(16));
+    sgp::validation_loader validation(split.validation, loader(32));
+    sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f, .nesterov = true}, {.threads = 2, .seed = 3}};
+    // After four epochs the training labels turn wrong (each class taught as the next): the
+    // validation accuracy falls and never progresses again, so the rule must cut the rate
+    // after two epochs, stop after two more, and put the best epoch's weights back.
+    std::size_t steps = 0;
+    const std::size_t per_epoch = train.batches();
+    t.add_gradient_hook([&](tiny&) {
+        if (++steps == 4 * per_epoch)
+            for (auto& l : split.train.labels) l = static_cast<std::uint8_t>((l + 1) % 3);
+    });
+    std::ostringstream log;
+    sgp::fit_options f;
+    f.epochs = 40;
+    f.log = &log;
+    f.stop = sgp::stopping_rule{.patience = 2, .min_delta = 0.0, .lr_factor = 0.5f, .reductions = 1};
+    CHECK_THROWS_WITH_AS(t.fit(train, f), doctest::Contains("give a validation loader"), sgp::error);
+    const auto reports = t.fit(train, f, &validation);
+    const std::size_t best = t.stopping().best_epoch;
+    CHECK(t.stopping().best > 0.85);
+    CHECK(best <= 4);
+    REQUIRE(reports.size() == best + 4);
+    CHECK(t.stopping().stopped);
+    CHECK(t.stopping().reductions == 1);
+    // reports[i] is epoch i + 1: epochs best + 1 and best + 2 make the plateau, epoch best + 3
+    // runs at the halved rate.
+    CHECK(reports[best].lr == doctest::Approx(0.05));
+    CHECK(reports[best + 1].lr == doctest::Approx(0.05));
+    CHECK(reports[best + 2].lr == doctest::Approx(0.025));
+    CHECK(reports.back().validation_accuracy < 0.5);
+    CHECK(t.evaluate(validation).accuracy == t.stopping().best);  // the best epoch's weights are back
+    CHECK(t.epochs_done() == best + 4);
+    CHECK(log.str().find("kept epoch " + std::to_string(best)) != std::string::npos);
+    // Called again, a finished run stays as it is.
+    const auto w = weights_of(t.net());
+    CHECK(t.fit(train, f, &validation).empty());
+    CHECK(weights_of(t.net()) == w);
+}
+
+TEST_CASE("a run under a stopping rule killed mid-epoch resumes to the same result") {
+    sgp_test::temp_dir dir("stop_resume");
+    const auto split = synthetic_split(256, 64, 12);
+    const sgp::sgd opt{.lr = 0.2f, .momentum = 0.9f, .weight_decay = 1e-4f, .nesterov = true};
+    sgp::fit_options f;
+    f.epochs = 12;
+    f.log = nullptr;
+    f.stop = sgp::stopping_rule{.patience = 1, .min_delta = 0.02, .lr_factor = 0.3f, .reductions = 2};
+
+    sgp::batch_loader a_train(split.train, loader(32));
+    sgp::validation_loader a_val(split.validation, loader(32));
+    sgp::trainer<tiny> a{opt, {.threads = 2, .seed = 5}};
+    const auto ra = a.fit(a_train, f, &a_val);
+
+    // The same run, killed in its fourth epoch (after three checkpoints), then resumed.
+    struct killed {};
+    f.checkpoint = dir.file("ckpt.npz");
+    {
+        sgp::batch_loader b_train(split.train, loader(32));
+        sgp::validation_loader b_val(split.validation, loader(32));
+        sgp::trainer<tiny> b{opt, {.threads = 2, .seed = 5}};
+        std::size_t steps = 0;
+        const std::size_t kill_at = 3 * b_train.batches() + 2;
+        b.add_gradient_hook([&](tiny&) {
+            if (++steps == kill_at) throw killed{};
+        });
+        CHECK_THROWS_AS(b.fit(b_train, f, &b_val), killed);
+    }
+    sgp::batch_loader c_train(split.train, loader(32));
+    sgp::validation_loader c_val(split.validation, loader(32));
+    sgp::trainer<tiny> c{opt, {.threads = 1, .seed = 999}};
+    c.load_checkpoint(dir.file("ckpt.npz"));
+    CHECK(c.epochs_done() == 3);
+    c.fit(c_train, f, &c_val);
+    CHECK(c.stopping().to_json() == a.stopping().to_json());
+    CHECK(c.epochs_done() == a.epochs_done());
+    CHECK(weights_of(c.net()) == weights_of(a.net()));
+    // The last checkpoint holds the result: loaded, it is the same network, and nothing trains.
+    sgp::trainer<tiny> d{opt, {.threads = 1}};
+    d.load_checkpoint(dir.file("ckpt.npz"));
+    CHECK(d.stopping().finished);
+    CHECK(weights_of(d.net()) == weights_of(a.net()));
+    CHECK(d.fit(c_train, f, &c_val).empty());
+    CHECK(ra.size() == a.epochs_done());
+}
+
+template <class Loader>
+concept monitors_fit = requires(sgp::trainer<tiny>& t, sgp::batch_loader& train, Loader& l, sgp::fit_options f) {
+    t.fit(train, f, &l);
+};
+
+TEST_CASE("a decision loader takes validation images only, by type") {
+    // The test set cannot become a validation loader, and a plain loader cannot be passed
+    // where a decision is taken: these do not compile.
+    static_assert(!std::is_constructible_v<sgp::validation_loader, const sgp::dataset&, sgp::loader_options>);
+    static_assert(!std::is_constructible_v<sgp::validation_set, sgp::dataset>);
+    static_assert(!std::is_default_constructible_v<sgp::validation_set>);
+    static_assert(!std::is_convertible_v<sgp::batch_loader*, sgp::validation_loader*>);
+    static_assert(!std::is_convertible_v<sgp::batch_loader&, sgp::validation_loader&>);
+    static_assert(!monitors_fit<sgp::batch_loader>);
+    static_assert(monitors_fit<sgp::validation_loader>);
+    // A validation loader reads in order and unaugmented, whatever options it is given.
+    const auto split = synthetic_split(64, 20, 13);
+    auto o = loader(8);
+    o.shuffle = true;
+    o.crop_padding = 2;
+    o.flip = true;
+    sgp::validation_loader v(split.validation, o);
+    CHECK_FALSE(v.options().shuffle);
+    CHECK(v.options().crop_padding == 0);
+    CHECK_FALSE(v.options().flip);
 }

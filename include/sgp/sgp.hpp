@@ -13,6 +13,7 @@
 #include "sgp/data/dataset.hpp"
 #include "sgp/data/idx.hpp"
 #include "sgp/data/loader.hpp"
+#include "sgp/data/split.hpp"
 #include "sgp/io/json.hpp"
 #include "sgp/io/npz.hpp"
 #include "sgp/io/state_dict.hpp"
@@ -38,4 +39,5 @@
 #include "sgp/train/recalibrate.hpp"
 #include "sgp/train/schedule.hpp"
 #include "sgp/train/sgd.hpp"
+#include "sgp/train/stopping.hpp"
 #include "sgp/train/trainer.hpp"

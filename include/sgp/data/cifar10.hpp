@@ -48,7 +48,9 @@ inline dataset load_cifar10(const std::string& dir, bool train) {
         for (int i = 1; i <= 5; ++i) paths.push_back(dir + "/data_batch_" + std::to_string(i) + ".bin");
     else
         paths.push_back(dir + "/test_batch.bin");
-    return load_cifar10_files(paths);
+    auto d = load_cifar10_files(paths);
+    d.part = train ? data_part::train : data_part::test;
+    return d;
 }
 
 }  // namespace sgp

@@ -9,8 +9,13 @@
 
 namespace sgp {
 
+// Which of a benchmark's published splits a data set came from. A validation split can only
+// be held out of training images (data/split.hpp): a test set must never steer a decision.
+enum class data_part { unknown, train, test };
+
 struct dataset {
     std::string source;  // where it was read from, for messages
+    data_part part = data_part::unknown;
     std::size_t channels = 0, height = 0, width = 0, classes = 10;
     std::vector<std::uint8_t> images;  // [N][C][H][W]
     std::vector<std::uint8_t> labels;  // [N]
@@ -36,6 +41,7 @@ struct dataset {
                              std::to_string(size()));
         dataset d;
         d.source = source + " (" + std::to_string(n) + " images from " + std::to_string(first) + ")";
+        d.part = part;
         d.channels = channels, d.height = height, d.width = width, d.classes = classes;
         const auto* p = images.data() + first * image_size();
         d.images.assign(p, p + n * image_size());

@@ -136,7 +136,9 @@ inline dataset load_fashion_mnist(const std::string& dir, bool train) {
              "file not found (install Debian's dataset-fashion-mnist package, or give the folder that holds the "
              "Fashion-MNIST IDX files)");
     };
-    return load_idx(pick(stem + "-images-idx3-ubyte"), pick(stem + "-labels-idx1-ubyte"));
+    auto d = load_idx(pick(stem + "-images-idx3-ubyte"), pick(stem + "-labels-idx1-ubyte"));
+    d.part = train ? data_part::train : data_part::test;
+    return d;
 }
 
 }  // namespace sgp

@@ -73,10 +73,11 @@ struct conv2d {
 
         // Kaiming normal with fan-in (ReLU gain), zero bias: preserves the forward variance, so
         // logits start near unit scale even behind a wide layer (fan-out would give a 1x1
-        // 4096 -> 10 classifier weights of std 0.45 and initial losses near 10).
+        // 4096 -> 10 classifier weights of std 0.45 and initial losses near 10). The fan-in is
+        // the active one: a pruned architecture re-initialised is initialised as if declared so.
         template <class R>
         void init(R& r) {
-            const float std = std::sqrt(2.f / static_cast<float>(In.c * K * K));
+            const float std = std::sqrt(2.f / static_cast<float>(cin_ * K * K));
             for (auto& w : weight_) w = r.normal() * std;
             bias_.fill(0.f);
             packed_.invalidate();

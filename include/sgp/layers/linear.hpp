@@ -47,10 +47,11 @@ struct linear {
             for (std::size_t i = 0; i < Out; ++i) origin_[i] = i;
         }
 
-        // PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+        // PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias, with the active
+        // number of inputs (as conv2d).
         template <class R>
         void init(R& r) {
-            const float b = 1.f / std::sqrt(static_cast<float>(In.c));
+            const float b = 1.f / std::sqrt(static_cast<float>(in_));
             for (auto& w : weight_) w = r.uniform(-b, b);
             for (auto& w : bias_) w = r.uniform(-b, b);
             packed_.invalidate();

@@ -1,5 +1,6 @@
 #pragma once
 // Sparsity-gradient-based layer-wise pruning: channel groups, plans, scores, rules, surgery.
+#include "sgp/prune/baselines.hpp"
 #include "sgp/prune/cost.hpp"
 #include "sgp/prune/groups.hpp"
 #include "sgp/prune/plan.hpp"

@@ -108,16 +108,15 @@ report prune(Net& net, const Rule& rule, batch_loader& calib, const options& o =
     return prune_with(net, stats, rule, o, Score::name);
 }
 
-// Network Slimming's global threshold chosen so that the pruned network has at most
-// `parameters` parameters (bisection on the fraction of channels removed): the baseline at
-// the same parameter budget as another method.
-template <class Net>
-rules::global_percentile global_for_budget(Net& net, const std::vector<group_stats>& stats, std::size_t parameters,
-                                           const options& o = {}) {
+// A rule with a `fraction` (global_percentile, uniform_fraction) at the smallest fraction
+// whose pruned network has at most `parameters` parameters (bisection): a control at the
+// same parameter budget as another method.
+template <class Rule, class Net>
+Rule rule_for_budget(Net& net, const std::vector<group_stats>& stats, std::size_t parameters, const options& o = {}) {
     double lo = 0, hi = 1;
     for (int it = 0; it < 40; ++it) {
         const double mid = 0.5 * (lo + hi);
-        const rules::global_percentile rule{mid};
+        const Rule rule{mid};
         const auto remove = rule.remove_counts(stats);
         auto w = net.class_widths();
         for (std::size_t i = 0; i < stats.size(); ++i)
@@ -126,7 +125,14 @@ rules::global_percentile global_for_budget(Net& net, const std::vector<group_sta
                 apply_options(stats[i].channels - std::min(remove[i], stats[i].channels), stats[i].channels, o));
         (cost_at<Net>(w).parameters > parameters ? lo : hi) = mid;
     }
-    return rules::global_percentile{hi};
+    return Rule{hi};
+}
+
+// Network Slimming's global threshold at a parameter budget.
+template <class Net>
+rules::global_percentile global_for_budget(Net& net, const std::vector<group_stats>& stats, std::size_t parameters,
+                                           const options& o = {}) {
+    return rule_for_budget<rules::global_percentile>(net, stats, parameters, o);
 }
 
 inline void write_json(json_writer& j, const report& r) {

@@ -132,4 +132,21 @@ struct global_percentile {
     }
 };
 
+// The same fraction of every group's channels, the lowest-scored (with filter_l1 scores:
+// Li et al.'s L1-norm filter pruning at one rate for all layers). At least one channel of a
+// group with any is kept.
+struct uniform_fraction {
+    double fraction = 0.5;
+    static constexpr const char* name = "uniform_fraction";
+
+    std::vector<std::size_t> remove_counts(const std::vector<group_stats>& groups) const {
+        std::vector<std::size_t> out;
+        for (const auto& g : groups) {
+            const auto k = static_cast<std::size_t>(std::floor(fraction * static_cast<double>(g.channels)));
+            out.push_back(g.channels == 0 ? 0 : std::min(k, g.channels - 1));
+        }
+        return out;
+    }
+};
+
 }  // namespace sgp::prune::rules

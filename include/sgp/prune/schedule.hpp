@@ -3,6 +3,8 @@
 // multiply-adds removed is reached, a round ends over the accuracy budget (that round is then
 // undone), or the rule removes nothing more. One report per round. A final, longer
 // fine-tuning of the result is the caller's (trainer::fit), so that it checkpoints per epoch.
+// Every accuracy here is measured on a validation split held out of the training images
+// (data/split.hpp): undoing a round is a decision, and the test set takes no part in one.
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -19,7 +21,7 @@ struct schedule_options {
     std::size_t finetune_epochs = 2;
     double target_params_removed = 0;  // fraction of the declared parameters; 0: no target
     double target_macs_removed = 0;    // fraction of the declared multiply-adds; 0: no target
-    double reference_accuracy = -1;    // the unpruned accuracy (0-1); < 0: no accuracy budget
+    double reference_accuracy = -1;    // the unpruned validation accuracy (0-1); < 0: no accuracy budget
     double accuracy_budget = 0.012;    // largest allowed drop below the reference after a round (0-1)
     fit_options fit{};                 // fine-tuning options (schedule restarts every round)
     std::size_t rounds_done = 0;       // rounds already done (resuming): numbering continues after them
@@ -37,6 +39,7 @@ struct round_report {
     std::size_t round = 0;
     std::size_t finetune_epochs = 0;
     report pruning;
+    // Validation accuracies:
     double accuracy_surgery = 0;  // right after surgery
     double accuracy_pruned = 0;   // after surgery and BN recalibration, before fine-tuning
     bool recalibrated = false;
@@ -47,8 +50,8 @@ struct round_report {
 
 template <class Net, class Rule, class Score = scores::gamma_magnitude>
 std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, batch_loader& train,
-                                             batch_loader& calib, batch_loader& test, const schedule_options& s,
-                                             const options& o = {}, Score score = {},
+                                             batch_loader& calib, validation_loader& validation,
+                                             const schedule_options& s, const options& o = {}, Score score = {},
                                              const std::function<void(const round_report&)>& on_round = {}) {
     std::vector<round_report> rounds;
     auto& net = t.net();
@@ -67,13 +70,13 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
         rr.finetune_epochs = s.finetune_epochs;
         rr.pruning = prune(net, rule, calib, o, score, &t.pool());
         if (net.class_widths() == widths) break;  // the rule has nothing left to remove
-        rr.accuracy_surgery = t.evaluate(test).accuracy;
+        rr.accuracy_surgery = t.evaluate(validation).accuracy;
         if (s.recalibration_batches > 0) {
             // Surgery leaves every batch norm's running statistics those of the wider network:
             // re-estimated on calibration batches, the accuracy after surgery means something.
             recalibrate_batch_norm(net, calib, s.recalibration_batches, &t.pool());
             rr.recalibrated = true;
-            rr.accuracy_pruned = t.evaluate(test).accuracy;
+            rr.accuracy_pruned = t.evaluate(validation).accuracy;
         } else {
             rr.accuracy_pruned = rr.accuracy_surgery;
         }
@@ -81,7 +84,7 @@ std::vector<round_report> prune_and_finetune(trainer<Net>& t, const Rule& rule, 
         f.schedule_origin = t.epochs_done();
         f.epochs = t.epochs_done() + s.finetune_epochs;
         t.fit(train, f, nullptr);
-        rr.accuracy_finetuned = t.evaluate(test).accuracy;
+        rr.accuracy_finetuned = t.evaluate(validation).accuracy;
         rr.params_removed = removed(rr.pruning.params_after, Net::parameter_count);
         rr.macs_removed = removed(rr.pruning.macs_after, Net::macs);
         if (s.reference_accuracy >= 0 && rr.accuracy_finetuned < s.reference_accuracy - s.accuracy_budget) {
@@ -100,10 +103,10 @@ inline void write_json(json_writer& j, const round_report& r) {
     j.begin_object()
         .field("round", r.round)
         .field("finetune_epochs", r.finetune_epochs)
-        .field("accuracy_surgery", r.accuracy_surgery)
+        .field("validation_accuracy_surgery", r.accuracy_surgery)
         .field("recalibrated", r.recalibrated)
-        .field("accuracy_pruned", r.accuracy_pruned)
-        .field("accuracy_finetuned", r.accuracy_finetuned)
+        .field("validation_accuracy_pruned", r.accuracy_pruned)
+        .field("validation_accuracy_finetuned", r.accuracy_finetuned)
         .field("params_removed", r.params_removed)
         .field("macs_removed", r.macs_removed)
         .field("undone", r.undone);

@@ -25,13 +25,24 @@ struct group_stats {
 };
 
 namespace scores {
+// |gamma| of the channel's batch norm (Network Slimming's and SGP's score).
 struct gamma_magnitude {
     static constexpr const char* name = "gamma_magnitude";
     static constexpr bool needs_gradients = false;
+    static constexpr bool from_filters = false;
 };
+// |gamma * dL/dgamma|, averaged over the calibration batches (a first-order Taylor estimate).
 struct taylor {
     static constexpr const char* name = "taylor";
     static constexpr bool needs_gradients = true;
+    static constexpr bool from_filters = false;
+};
+// The L1 norm of the channel's filter weights, summed over the group's producers (Li et al.,
+// "Pruning Filters for Efficient ConvNets", ICLR 2017): needs no batch norm.
+struct filter_l1 {
+    static constexpr const char* name = "filter_l1";
+    static constexpr bool needs_gradients = false;
+    static constexpr bool from_filters = true;
 };
 }  // namespace scores
 
@@ -144,12 +155,34 @@ std::vector<group_stats> collect_stats(Net& net, const Score&, batch_loader& cal
         s.score.assign(s.channels, 0.f);
         out.push_back(std::move(s));
     }
-    for_each_scale([&](std::size_t i, const std::vector<std::size_t>& pos, auto& bn) {
-        for (std::size_t c = 0; c < out[i].channels; ++c) out[i].score[c] += std::abs(bn.gamma()[pos[c]]);
-    });
-    for (std::size_t i = 0; i < groups.size(); ++i)
-        if (groups[i].scales.size() > 1)
-            for (auto& v : out[i].score) v /= static_cast<float>(groups[i].scales.size());
+    if constexpr (Score::from_filters) {
+        // A producer's output channel c is the group's channel c: its weights are row c of the
+        // active [out][in...] weight tensor.
+        for (std::size_t i = 0; i < groups.size(); ++i)
+            for (auto id : groups[i].producers)
+                detail::with_node(net, id, [&](auto& l) {
+                    l.for_each_tensor([&](const tensor_ref& t) {
+                        if (t.name != std::string_view("weight") || t.dims.empty()) return;
+                        if (t.dims[0] != out[i].channels)
+                            fail("filter_l1", "producer " + Net::graph().nodes[id].path + " has " +
+                                                  std::to_string(t.dims[0]) + " filters, its group " +
+                                                  std::to_string(out[i].channels) + " channels");
+                        const std::size_t row = t.size() / t.dims[0];
+                        for (std::size_t c = 0; c < out[i].channels; ++c) {
+                            double l1 = 0;
+                            for (std::size_t k = 0; k < row; ++k) l1 += std::abs(t.value[c * row + k]);
+                            out[i].score[c] += static_cast<float>(l1);
+                        }
+                    });
+                });
+    } else {
+        for_each_scale([&](std::size_t i, const std::vector<std::size_t>& pos, auto& bn) {
+            for (std::size_t c = 0; c < out[i].channels; ++c) out[i].score[c] += std::abs(bn.gamma()[pos[c]]);
+        });
+        for (std::size_t i = 0; i < groups.size(); ++i)
+            if (groups[i].scales.size() > 1)
+                for (auto& v : out[i].score) v /= static_cast<float>(groups[i].scales.size());
+    }
     calib.check_network(Net::input_shape, Net::output_shape.size(), "the network being scored");
     net.reserve(calib.options().batch);
     std::vector<int> labels(calib.options().batch);

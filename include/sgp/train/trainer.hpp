@@ -9,6 +9,8 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,10 +19,12 @@
 #include "sgp/core/finite.hpp"
 #include "sgp/core/parallel.hpp"
 #include "sgp/data/loader.hpp"
+#include "sgp/data/split.hpp"
 #include "sgp/io/state_dict.hpp"
 #include "sgp/train/loss.hpp"
 #include "sgp/train/schedule.hpp"
 #include "sgp/train/sgd.hpp"
+#include "sgp/train/stopping.hpp"
 
 namespace sgp {
 
@@ -33,7 +37,7 @@ struct trainer_options {
 };
 
 struct fit_options {
-    std::size_t epochs = 1;  // train until this many epochs are done in total (resume-aware)
+    std::size_t epochs = 1;  // train until this many epochs are done in total (resume-aware); with `stop`, a cap
     float sparsity = 0.f;    // lambda of the L1 penalty on BatchNorm gammas (0: off)
     lr_schedule schedule = schedules::constant{};
     std::string checkpoint{};         // written atomically after every epoch when not empty
@@ -41,6 +45,9 @@ struct fit_options {
     double progress_seconds = 60;     // within a long epoch, a progress line this often (0: never)
     std::size_t schedule_origin = 0;  // the schedule sees epoch - schedule_origin (e.g. per fine-tuning round)
     npz_archive checkpoint_extra{};   // the caller's own entries, saved in every checkpoint (see save_checkpoint)
+    // Stop earlier on a plateau of validation accuracy (train/stopping.hpp); needs fit's
+    // validation loader.
+    std::optional<stopping_rule> stop{};
 };
 
 // Text (a program's settings, a JSON report) as a checkpoint entry: a 1-d uint8 array.
@@ -65,7 +72,8 @@ struct evaluation {
 struct epoch_report {
     std::size_t epoch = 0;  // 1-based
     float lr = 0;
-    double loss = 0, train_accuracy = 0, test_accuracy = -1, images_per_second = 0, seconds = 0;
+    double loss = 0, train_accuracy = 0, validation_accuracy = -1, images_per_second = 0, seconds = 0;
+    bool best = false;  // under a stopping rule: the best validation accuracy so far
 };
 
 template <class Net>
@@ -126,21 +134,30 @@ public:
         return r;
     }
 
-    std::vector<epoch_report> fit(batch_loader& train, const fit_options& f, batch_loader* test = nullptr) {
+    // Trains until f.epochs epochs are done in total, or earlier under f.stop. `validation`
+    // (held out of the training images, data/split.hpp) is evaluated after every epoch: it
+    // shows progress, and it is what the stopping rule decides on.
+    std::vector<epoch_report> fit(batch_loader& train, const fit_options& f, validation_loader* validation = nullptr) {
         // A loader of another image size would overrun the network's input buffer.
         train.check_network(Net::input_shape, Net::output_shape.size(), "the network");
-        if (test) test->check_network(Net::input_shape, Net::output_shape.size(), "the network");
+        if (validation) validation->check_network(Net::input_shape, Net::output_shape.size(), "the network");
+        if (f.stop) {
+            f.stop->check("fit");
+            if (!validation) fail("fit", "a stopping rule decides on validation accuracy: give a validation loader");
+        }
+        start_stopping(f);
         std::vector<epoch_report> reports;
         net_.reserve(train.options().batch);
         std::vector<int> labels(train.options().batch);
         const auto start = std::chrono::steady_clock::now();
         const std::size_t first = epoch_;
-        while (epoch_ < f.epochs) {
+        while (epoch_ < f.epochs && !(f.stop && stop_.stopped)) {
             const auto t0 = std::chrono::steady_clock::now();
             train.start_epoch(epoch_);
             double loss = 0;
             std::size_t correct = 0, seen = 0, b = 0;
             const double nb = static_cast<double>(train.batches());
+            const float scale = f.stop ? stop_.lr_scale(*f.stop) : 1.f;
             float lr = 0;
             auto last_line = t0;
             for (std::size_t n; (n = train.next(net_.input_buffer(), labels.data())) > 0; ++b) {
@@ -148,7 +165,7 @@ public:
                 batches_in_epoch_ = train.batches();
                 const double at =
                     static_cast<double>(epoch_ - std::min(epoch_, f.schedule_origin)) + static_cast<double>(b) / nb;
-                lr = learning_rate(f.schedule, at, opt_.lr);
+                lr = learning_rate(f.schedule, at, opt_.lr) * scale;
                 const auto r = train_step(labels.data(), n, lr, f.sparsity);
                 loss += r.loss * static_cast<double>(n);
                 correct += r.correct;
@@ -175,33 +192,56 @@ public:
             rep.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
             rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             rep.images_per_second = static_cast<double>(seen) / rep.seconds;
-            if (test) {
-                const auto e = evaluate(*test);
+            if (validation) {
+                const auto e = evaluate(*validation);
                 // Weights that grew huge but stay finite show here first (the last step's
                 // update is never seen by a training forward).
                 if (!std::isfinite(e.loss))
-                    fail("training", "the test loss is " + std::to_string(e.loss) + " after epoch " +
+                    fail("training", "the validation loss is " + std::to_string(e.loss) + " after epoch " +
                                          std::to_string(epoch_) + " (learning rate " + general(lr) +
                                          "): training diverged; lower the learning rate");
-                rep.test_accuracy = e.accuracy;
+                rep.validation_accuracy = e.accuracy;
+            }
+            if (f.stop) {
+                rep.best = stop_.observe(*f.stop, rep.validation_accuracy, epoch_);
+                if (rep.best) best_ = std::make_unique<Net>(net_);
             }
             if (!f.checkpoint.empty()) save_checkpoint(f.checkpoint, f.checkpoint_extra);
             if (f.log) {
                 const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
                 const double left =
                     elapsed / static_cast<double>(epoch_ - first) * static_cast<double>(f.epochs - epoch_);
-                char line[256];
-                std::snprintf(line, sizeof line,
-                              "epoch %zu/%zu  lr %.4g  loss %.4f  train %.2f %%%s  %.0f img/s  %.0f s  left %s\n",
-                              epoch_, f.epochs, static_cast<double>(lr), rep.loss, 100 * rep.train_accuracy,
-                              test ? ("  test " + fixed2(100 * rep.test_accuracy) + " %").c_str() : "",
-                              rep.images_per_second, rep.seconds, duration(left).c_str());
+                char line[320];
+                std::snprintf(
+                    line, sizeof line,
+                    "epoch %zu/%zu  lr %.4g  loss %.4f  train %.2f %%%s%s  %.0f img/s  %.0f s  left %s%s\n", epoch_,
+                    f.epochs, static_cast<double>(lr), rep.loss, 100 * rep.train_accuracy,
+                    validation ? ("  validation " + fixed2(100 * rep.validation_accuracy) + " %").c_str() : "",
+                    rep.best ? " (best)" : "", rep.images_per_second, rep.seconds,
+                    f.stop ? ("at most " + duration(left)).c_str() : duration(left).c_str(),
+                    f.stop && stop_.stopped ? "; stopped: no progress after the last rate cut" : "");
                 *f.log << line << std::flush;
             }
             reports.push_back(rep);
         }
+        if (f.stop && !stop_.finished && (stop_.stopped || epoch_ >= f.epochs)) {
+            // The run is over: the best epoch's weights replace the last (the trainer's position,
+            // epochs and steps done, is unchanged), and the checkpoint then holds the result.
+            if (f.stop->restore_best && best_ && stop_.best_epoch != epoch_) {
+                net_ = *best_;
+                if (f.log)
+                    *f.log << "kept epoch " << stop_.best_epoch << "'s weights (validation " << fixed2(100 * stop_.best)
+                           << " %)\n";
+            }
+            stop_.finished = true;
+            best_.reset();
+            if (!f.checkpoint.empty()) save_checkpoint(f.checkpoint, f.checkpoint_extra);
+        }
         return reports;
     }
+
+    // The stopping rule's state of the last fit (or of the checkpoint loaded).
+    const stopping_state& stopping() const { return stop_; }
 
     evaluation evaluate(batch_loader& data) {
         data.check_network(Net::input_shape, Net::output_shape.size(), "the network");
@@ -241,6 +281,10 @@ public:
         a["trainer.epoch"] = npy_array::from_int64(static_cast<std::int64_t>(epoch_));
         a["trainer.step"] = npy_array::from_int64(static_cast<std::int64_t>(step_));
         a["trainer.seed"] = npy_array::from_int64(static_cast<std::int64_t>(o_.seed));
+        if (stop_active_) {
+            a["trainer.stop"] = text_entry(stop_.to_json());
+            if (best_) add_state_dict(*best_, a, "trainer.best.");
+        }
         save_npz(path, a);
     }
 
@@ -280,6 +324,19 @@ public:
             buf.resize(t.size());
             std::copy(v.begin(), v.end(), buf.data());
         });
+        best_.reset();
+        stop_active_ = false;
+        if (const auto text = text_of(a, "trainer.stop", path); !text.empty()) {
+            stop_ = stopping_state::from_json(text, path + ":trainer.stop");
+            if (stop_.best_epoch > static_cast<std::size_t>(epoch_) || stop_.stopped_at > epoch_)
+                fail(path, "the stopping rule's epochs lie beyond the checkpoint's " + std::to_string(epoch_));
+            stop_active_ = true;
+            if (stop_.best_epoch > 0 && !stop_.finished) {
+                best_ = std::make_unique<Net>(net_);
+                read_state_dict(*best_, a, path, "trainer.best.");
+                require_finite(*best_, path, "its best epoch's weights are not finite");
+            }
+        }
     }
 
     // The most epochs a checkpoint may claim (a guard against corrupt or edited files).
@@ -296,6 +353,28 @@ public:
     }
 
 private:
+    // A fit under a stopping rule continues the state of the checkpoint it resumes (the same
+    // schedule origin); any other fit starts afresh.
+    void start_stopping(const fit_options& f) {
+        if (!f.stop) {
+            stop_active_ = false;
+            best_.reset();
+            return;
+        }
+        if (stop_active_ && stop_.origin == f.schedule_origin) {
+            // A finished run given a later cap continues from its kept weights, still the best.
+            if (stop_.finished && !stop_.stopped && epoch_ < f.epochs) {
+                stop_.finished = false;
+                best_ = std::make_unique<Net>(net_);
+            }
+            return;
+        }
+        stop_ = stopping_state{};
+        stop_.origin = f.schedule_origin;
+        best_.reset();
+        stop_active_ = true;
+    }
+
     // "at epoch 3, step 17 of 94 (learning rate 0.05): training diverged; lower the learning rate"
     std::string position(float lr) const {
         return "at epoch " + std::to_string(epoch_ + 1) + ", step " + std::to_string(step_in_epoch_) + " of " +
@@ -331,6 +410,9 @@ private:
     aligned_buffer<float> dlogits_;
     std::size_t epoch_ = 0;
     std::uint64_t step_ = 0;
+    stopping_state stop_{};
+    bool stop_active_ = false;                              // stop_ belongs to the current (or checkpointed) fit
+    std::unique_ptr<Net> best_;                             // the best epoch's network under the stopping rule
     std::size_t step_in_epoch_ = 0, batches_in_epoch_ = 0;  // for messages: train_step's place in fit
 };
 
