@@ -206,6 +206,7 @@ struct method_result {
     std::string name, description;
     std::size_t params = 0, macs = 0;
     double validation = 0, test = 0, cost_epochs = 0;
+    std::size_t epochs = 0;  // its own training epochs (after the stage it started from)
     bool failed = false;
     std::string pruning_json;  // the pruning report, where the method pruned
 };
@@ -267,30 +268,37 @@ int run(const options& o) {
             f.schedule = sgp::schedules::cosine{static_cast<double>(cap), 0.f};
         f.stop = stop;
         f.checkpoint = o.dir + "/" + name + ".npz";
-        if (!st.has(name + "_validation"))
-            std::cerr << "== " << name << ": at most " << cap << " epochs" << (lambda > 0 ? ", sparsity " : "")
-                      << (lambda > 0 ? std::to_string(lambda) : "") << "\n";
+        // Done: its checkpoint, already loaded, holds the result. (Not fitted again: a resumed
+        // run with a larger cap would train it past what state.json recorded.)
+        if (st.has(name + "_validation")) return;
+        std::cerr << "== " << name << ": at most " << cap << " epochs" << (lambda > 0 ? ", sparsity " : "")
+                  << (lambda > 0 ? std::to_string(lambda) : "") << "\n";
         t.fit(train, f, &validation);
-        if (!st.has(name + "_validation")) {
+        {
             const auto epochs = t.epochs_done() - origin;
+            st.set(name + "_cap", static_cast<double>(cap));
             st.set(name + "_epochs", static_cast<double>(epochs));
             st.set(name + "_cost", static_cast<double>(epochs) * macs_fraction(t.net()));
             st.set(name + "_best_epoch", static_cast<double>(t.stopping().best_epoch - origin));
             st.set(name + "_validation", t.evaluate(validation).accuracy);
         }
     };
-    // A trainer from a stage's checkpoint (its result once the stage is done), or fresh.
-    auto trainer_from = [&](const std::string& ckpt) {
+    // A trainer from a stage's checkpoint (its result once the stage is done), or fresh; a
+    // stage state.json has records must have its checkpoint.
+    auto trainer_from = [&](const std::string& ckpt, bool required = false) {
         auto t = std::make_unique<sgp::trainer<Net>>(opt, to);
-        if (std::filesystem::exists(ckpt)) t->load_checkpoint(ckpt);
+        if (std::filesystem::exists(ckpt))
+            t->load_checkpoint(ckpt);
+        else if (required)
+            sgp::fail(ckpt, "missing, but " + o.dir + "/state.json records its stage: restore it or start afresh");
         return t;
     };
 
     // 1. The unpruned baseline and 2. sparsity training, both from scratch.
-    auto base = trainer_from(o.dir + "/baseline.npz");
+    auto base = trainer_from(o.dir + "/baseline.npz", st.has("baseline_validation"));
     fit_stage("baseline", *base, 0, o.baseline_epochs, o.lr, 0.f);
     const double baseline_val = st.number("baseline_validation");
-    auto sparse = trainer_from(o.dir + "/sparse.npz");
+    auto sparse = trainer_from(o.dir + "/sparse.npz", st.has("sparse_validation"));
     fit_stage("sparse", *sparse, 0, o.sparse_epochs, o.lr, o.lambda);
     const double latency_full = batch1_latency_ms(sparse->net(), 20);
 
@@ -405,7 +413,7 @@ int run(const options& o) {
 
     // SGP's fine-tuning: the rounds' epochs (an undone round's training is thrown away with it,
     // but it was paid for: its cost counts), then the final fine-tuning.
-    std::size_t round_epochs = 0;
+    std::size_t round_epochs = 0, round_epochs_all = 0;
     double rounds_cost = 0;
     for (std::size_t r = 1; r <= rounds_done; ++r) {
         const auto& rep = st.value("sgp_round_" + std::to_string(r));
@@ -413,11 +421,15 @@ int run(const options& o) {
                                   ? rep.at("finetune_epochs", "state.json").index("epochs")
                                   : o.finetune_epochs;
         rounds_cost += static_cast<double>(e) * (1 - rep.at("macs_removed", "state.json").number("macs_removed"));
+        round_epochs_all += e;
         if (!rep.at("undone", "state.json").b) round_epochs += e;
     }
     const double final_cost = st.has("sgp_final_cost") ? st.number("sgp_final_cost") : 0;
     // The pruned controls are fine-tuned for at most as many epochs as SGP had after sparsity training.
-    const std::size_t finetune_cap = std::max<std::size_t>(1, round_epochs + o.final_epochs);
+    // Recorded once: a resumed run with another --final-epochs keeps the controls' cap.
+    if (!st.has("controls_finetune_cap"))
+        st.set("controls_finetune_cap", static_cast<double>(std::max<std::size_t>(1, round_epochs + o.final_epochs)));
+    const auto finetune_cap = static_cast<std::size_t>(st.number("controls_finetune_cap"));
 
     // 4. The controls at SGP's parameter budget, each its own stage with its own checkpoint.
     //    Pruned from a trained network: Network Slimming (from the sparsity-trained one, as SGP)
@@ -426,7 +438,7 @@ int run(const options& o) {
         // Until state.json records the pruning, the stage starts over from `from`'s result (a
         // checkpoint written before a kill is not trusted to be pruned once only).
         const std::string ckpt = o.dir + "/" + name + ".npz";
-        auto t = trainer_from(st.has(name + "_pruning") ? ckpt : o.dir + "/" + from + ".npz");
+        auto t = st.has(name + "_pruning") ? trainer_from(ckpt, true) : trainer_from(o.dir + "/" + from + ".npz", true);
         if (!st.has(name + "_pruning")) {
             std::cerr << "== " << name << ": pruned to at most " << params_after << " parameters\n";
             const pr::report rep = prune_it(*t);
@@ -444,7 +456,7 @@ int run(const options& o) {
     //    Trained from scratch (the baseline's recipe): uniform width, and SGP's architecture.
     auto scratch_control = [&](const std::string& name, auto&& shape_it) {
         const std::string ckpt = o.dir + "/" + name + ".npz";
-        auto t = st.has(name + "_pruning") ? trainer_from(ckpt) : std::make_unique<sgp::trainer<Net>>(opt, to);
+        auto t = st.has(name + "_pruning") ? trainer_from(ckpt, true) : std::make_unique<sgp::trainer<Net>>(opt, to);
         if (!st.has(name + "_pruning")) {
             std::cerr << "== " << name << ": from scratch at " << params_after << " parameters or fewer\n";
             const std::string rep = shape_it(*t);
@@ -500,6 +512,7 @@ int run(const options& o) {
         m.validation = st.number(name + "_validation");
         m.test = test_of(name, t);
         m.cost_epochs = cost;
+        m.epochs = st.has(name + "_epochs") ? static_cast<std::size_t>(st.number(name + "_epochs")) : 0;
         if (st.has(name + "_pruning")) {
             m.pruning_json = sgp::dump(st.value(name + "_pruning"));
             const auto& p = st.value(name + "_pruning");
@@ -511,6 +524,8 @@ int run(const options& o) {
     add("baseline", "the unpruned network", *base, baseline_cost);
     add("sgp", "SGP: layer-wise rule, rounds of pruning and fine-tuning, final fine-tuning", *sparse,
         sparse_cost + rounds_cost + final_cost);
+    methods.back().epochs =  // every round's fine-tuning (undone ones too), then the final one
+        round_epochs_all + (st.has("sgp_final_epochs") ? static_cast<std::size_t>(st.number("sgp_final_epochs")) : 0);
     const std::map<std::string, std::pair<std::string, double>> what = {
         {"ns",
          {"Network Slimming: one global threshold on |gamma| of the sparsity-trained network, fine-tuned",
@@ -572,7 +587,9 @@ int run(const options& o) {
             .field("finetune_epochs_rounds_total", round_epochs)
             .field("finetune_lambda", static_cast<double>(o.finetune_lambda))
             .field("rounds", rounds_done)
-            .field("final_finetune_epochs_cap", o.final_epochs)
+            .field("final_finetune_epochs_cap",
+                   st.has("sgp_final_cap") ? static_cast<std::size_t>(st.number("sgp_final_cap")) : o.final_epochs)
+            .field("controls_finetune_epochs_cap", static_cast<std::size_t>(st.number("controls_finetune_cap")))
             .field("final_finetune_epochs",
                    st.has("sgp_final_epochs") ? static_cast<std::size_t>(st.number("sgp_final_epochs")) : 0)
             .field("lr", static_cast<double>(o.lr))
@@ -606,8 +623,7 @@ int run(const options& o) {
                 .field("validation_accuracy", m.validation)
                 .field("test_accuracy", m.test)
                 .field("training_cost_full_epochs", m.cost_epochs)
-                .field("epochs", st.has(m.name + "_epochs") ? static_cast<std::size_t>(st.number(m.name + "_epochs"))
-                                                            : std::size_t{0})
+                .field("epochs", m.epochs)
                 .field("failed", m.failed);
             if (!m.pruning_json.empty()) j.key("pruning").value_raw(m.pruning_json);
             j.end_object();

@@ -251,8 +251,16 @@ TEST_CASE("the stopping rule: plateaus cut the rate, the plateau after the last 
     CHECK(s.best == doctest::Approx(0.62));
     const auto back = sgp::stopping_state::from_json(s.to_json(), "state");
     CHECK(back.to_json() == s.to_json());
-    CHECK_THROWS_WITH_AS(sgp::stopping_state::from_json(R"({"origin":0,"best":3})", "ckpt.npz:trainer.stop"),
-                         doctest::Contains("ckpt.npz:trainer.stop"), sgp::error);
+    auto bad = s.to_json();  // its best accuracy made 3
+    const auto at = bad.find("\"best\": ") + 8;
+    bad.replace(at, bad.find(',', at) - at, "3");
+    CHECK_THROWS_WITH_AS(sgp::stopping_state::from_json(bad, "ckpt.npz:trainer.stop"),
+                         doctest::Contains("ckpt.npz:trainer.stop: the stopping state's best accuracy is out of range"),
+                         sgp::error);
+    auto not_bool = s.to_json();
+    not_bool.replace(not_bool.find("\"stopped\": true"), 15, "\"stopped\": 1");
+    CHECK_THROWS_WITH_AS(sgp::stopping_state::from_json(not_bool, "c.npz"), doctest::Contains("'stopped' is not true"),
+                         sgp::error);
     CHECK_THROWS_WITH_AS((sgp::stopping_rule{.patience = 0}.check("fit")), doctest::Contains("patience"), sgp::error);
     CHECK_THROWS_WITH_AS((sgp::stopping_rule{.lr_factor = 0.f}.check("fit")), doctest::Contains("lr_factor"),
                          sgp::error);
@@ -329,8 +337,12 @@ TEST_CASE("a run under a stopping rule killed mid-epoch resumes to the same resu
     sgp::validation_loader a_val(split.validation, loader(32));
     sgp::trainer<tiny> a{opt, {.threads = 2, .seed = 5}};
     const auto ra = a.fit(a_train, f, &a_val);
+    const std::size_t best = a.stopping().best_epoch, last = a.epochs_done();
+    // The kill must fall after the best epoch's checkpoint and before the end, so that the
+    // resumed run has to take the best weights from the checkpoint, not from the last ones.
+    REQUIRE(best + 1 < last);
 
-    // The same run, killed in its fourth epoch (after three checkpoints), then resumed.
+    // The same run, killed in epoch best + 2 (after best + 1 checkpoints), then resumed.
     struct killed {};
     f.checkpoint = dir.file("ckpt.npz");
     {
@@ -338,7 +350,7 @@ TEST_CASE("a run under a stopping rule killed mid-epoch resumes to the same resu
         sgp::validation_loader b_val(split.validation, loader(32));
         sgp::trainer<tiny> b{opt, {.threads = 2, .seed = 5}};
         std::size_t steps = 0;
-        const std::size_t kill_at = 3 * b_train.batches() + 2;
+        const std::size_t kill_at = (best + 1) * b_train.batches() + 2;
         b.add_gradient_hook([&](tiny&) {
             if (++steps == kill_at) throw killed{};
         });
@@ -348,10 +360,12 @@ TEST_CASE("a run under a stopping rule killed mid-epoch resumes to the same resu
     sgp::validation_loader c_val(split.validation, loader(32));
     sgp::trainer<tiny> c{opt, {.threads = 1, .seed = 999}};
     c.load_checkpoint(dir.file("ckpt.npz"));
-    CHECK(c.epochs_done() == 3);
+    CHECK(c.epochs_done() == best + 1);
+    CHECK(c.stopping().best_epoch == best);
+    CHECK_FALSE(c.stopping().finished);
     c.fit(c_train, f, &c_val);
     CHECK(c.stopping().to_json() == a.stopping().to_json());
-    CHECK(c.epochs_done() == a.epochs_done());
+    CHECK(c.epochs_done() == last);
     CHECK(weights_of(c.net()) == weights_of(a.net()));
     // The last checkpoint holds the result: loaded, it is the same network, and nothing trains.
     sgp::trainer<tiny> d{opt, {.threads = 1}};
@@ -359,7 +373,35 @@ TEST_CASE("a run under a stopping rule killed mid-epoch resumes to the same resu
     CHECK(d.stopping().finished);
     CHECK(weights_of(d.net()) == weights_of(a.net()));
     CHECK(d.fit(c_train, f, &c_val).empty());
-    CHECK(ra.size() == a.epochs_done());
+    CHECK(ra.size() == last);
+}
+
+TEST_CASE("a stopping state belongs to one fit: another origin or a pruned network starts afresh") {
+    const auto split = synthetic_split(192, 48, 14);
+    sgp::batch_loader train(split.train, loader(32));
+    sgp::validation_loader validation(split.validation, loader(32));
+    sgp::trainer<tiny> t{sgp::sgd{.lr = 0.05f, .momentum = 0.9f}, {.threads = 1, .seed = 2}};
+    sgp::fit_options f;
+    f.epochs = 2;
+    f.log = nullptr;
+    f.stop = sgp::stopping_rule{};
+    CHECK(t.fit(train, f, &validation).size() == 2);
+    CHECK(t.stopping().finished);
+    // The same origin and network: finished, nothing trains.
+    CHECK(t.fit(train, f, &validation).empty());
+    // Pruned in between: a fresh state, so the run trains (and never restores the wider network).
+    auto p = sgp::prune::current_plan(t.net());
+    p.layers[0].keep = {0, 2};
+    sgp::prune::apply(t.net(), p);
+    f.epochs = 3;
+    CHECK(t.fit(train, f, &validation).size() == 1);
+    CHECK(t.net().class_widths()[sgp::prune::channel_groups<tiny>()[0].cls] == 2);
+    CHECK(t.stopping().parameters == t.net().active_parameter_count());
+    // reset_stopping() forgets the state: the next fit at the same origin starts afresh.
+    t.reset_stopping();
+    f.epochs = 4;
+    CHECK(t.fit(train, f, &validation).size() == 1);
+    CHECK(t.stopping().best_epoch == 4);
 }
 
 template <class Loader>

@@ -2,6 +2,7 @@
 // CIFAR-10's binary format: records of 1 label byte and 3072 pixel bytes (3 x 32 x 32,
 // channel planes), in data_batch_1..5.bin and test_batch.bin.
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,12 @@ inline dataset load_cifar10_files(const std::vector<std::string>& paths) {
     d.classes = 10;
     for (const auto& p : paths) read_cifar10_file(p, d);
     d.source = paths.empty() ? "cifar-10" : paths.front();
+    // The published splits by their file names: any test_batch file makes the set a test set.
+    for (const auto& p : paths) {
+        const auto name = std::filesystem::path(p).filename().string();
+        if (name.rfind("test_batch", 0) == 0) d.part = data_part::test;
+        if (name.rfind("data_batch", 0) == 0 && d.part != data_part::test) d.part = data_part::train;
+    }
     return d;
 }
 

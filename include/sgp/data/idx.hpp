@@ -114,6 +114,10 @@ inline dataset load_idx(const std::string& images_path, const std::string& label
                                   " is not below " + std::to_string(classes));
     dataset d;
     d.source = images_path;
+    // The published splits by their file names (t10k-*, train-*); anything else stays unknown.
+    const auto name = std::filesystem::path(images_path).filename().string();
+    if (name.rfind("t10k", 0) == 0) d.part = data_part::test;
+    if (name.rfind("train", 0) == 0) d.part = data_part::train;
     d.channels = 1;
     d.height = im.dims[1];
     d.width = im.dims[2];

@@ -36,6 +36,11 @@ class batch_loader {
 public:
     // A temporary data set would dangle: the loader keeps a pointer to it.
     batch_loader(const dataset&& d, loader_options o) = delete;
+    // Not assignable: a validation_loader (data/split.hpp) must not be re-pointed at other
+    // images through its base.
+    batch_loader(const batch_loader&) = default;
+    batch_loader& operator=(const batch_loader&) = delete;
+    batch_loader& operator=(batch_loader&&) = delete;
     batch_loader(const dataset& d, loader_options o) : d_(&d), o_(std::move(o)) {
         if (d.size() == 0) fail(d.source, "the data set is empty");
         if (o_.batch == 0) fail("batch_loader", "batch size must be at least 1");

@@ -29,10 +29,12 @@ struct stopping_rule {
     }
 };
 
-// Where a run stands under its rule. `origin` ties it to one fit (its schedule origin): a
-// later fit of the same trainer starts a fresh state.
+// Where a run stands under its rule. `origin` (the fit's schedule origin) and `parameters`
+// (the network's active parameters when it began) tie it to one fit: a fit of the same
+// trainer with another origin, or after pruning, starts a fresh state.
 struct stopping_state {
     std::size_t origin = 0;
+    std::size_t parameters = 0;
     double best = -1;            // best validation accuracy so far (-1: none yet)
     std::size_t best_epoch = 0;  // the epoch (1-based, trainer's count) that reached it
     std::size_t since = 0;       // epochs since the last progress
@@ -71,6 +73,7 @@ struct stopping_state {
         json_writer j;
         j.begin_object()
             .field("origin", origin)
+            .field("parameters", parameters)
             .field("best", best)
             .field("best_epoch", best_epoch)
             .field("since", since)
@@ -85,13 +88,19 @@ struct stopping_state {
         const auto v = parse_json(text, where);
         stopping_state s;
         s.origin = v.at("origin", where).index("origin");
+        s.parameters = v.at("parameters", where).index("parameters");
         s.best = v.at("best", where).number(where + ": best");
         s.best_epoch = v.at("best_epoch", where).index("best_epoch");
         s.since = v.at("since", where).index("since");
         s.reductions = v.at("reductions", where).index("reductions");
-        s.stopped = v.at("stopped", where).b;
+        auto flag = [&](const char* k) {
+            const auto& x = v.at(k, where);
+            if (x.kind != json_value::type::boolean) fail(where, std::string("'") + k + "' is not true or false");
+            return x.b;
+        };
+        s.stopped = flag("stopped");
         s.stopped_at = v.at("stopped_at", where).index("stopped_at");
-        s.finished = v.at("finished", where).b;
+        s.finished = flag("finished");
         if (!(s.best >= -1 && s.best <= 1)) fail(where, "the stopping state's best accuracy is out of range");
         return s;
     }

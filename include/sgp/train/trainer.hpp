@@ -204,7 +204,12 @@ public:
             }
             if (f.stop) {
                 rep.best = stop_.observe(*f.stop, rep.validation_accuracy, epoch_);
-                if (rep.best) best_ = std::make_unique<Net>(net_);
+                if (rep.best && f.stop->restore_best) {
+                    if (best_)
+                        *best_ = net_;
+                    else
+                        best_ = std::make_unique<Net>(net_);
+                }
             }
             if (!f.checkpoint.empty()) save_checkpoint(f.checkpoint, f.checkpoint_extra);
             if (f.log) {
@@ -228,6 +233,8 @@ public:
             // The run is over: the best epoch's weights replace the last (the trainer's position,
             // epochs and steps done, is unchanged), and the checkpoint then holds the result.
             if (f.stop->restore_best && best_ && stop_.best_epoch != epoch_) {
+                if (best_->class_widths() != net_.class_widths())
+                    fail("fit", "the best epoch's network has other widths than the trained one (pruned in between?)");
                 net_ = *best_;
                 if (f.log)
                     *f.log << "kept epoch " << stop_.best_epoch << "'s weights (validation " << fixed2(100 * stop_.best)
@@ -242,6 +249,13 @@ public:
 
     // The stopping rule's state of the last fit (or of the checkpoint loaded).
     const stopping_state& stopping() const { return stop_; }
+    // Forgets it: the next fit under a rule starts afresh even at the same schedule origin (after
+    // re-initialising the weights, say).
+    void reset_stopping() {
+        stop_ = stopping_state{};
+        stop_active_ = false;
+        best_.reset();
+    }
 
     evaluation evaluate(batch_loader& data) {
         data.check_network(Net::input_shape, Net::output_shape.size(), "the network");
@@ -331,7 +345,9 @@ public:
             if (stop_.best_epoch > static_cast<std::size_t>(epoch_) || stop_.stopped_at > epoch_)
                 fail(path, "the stopping rule's epochs lie beyond the checkpoint's " + std::to_string(epoch_));
             stop_active_ = true;
-            if (stop_.best_epoch > 0 && !stop_.finished) {
+            const bool has_best =
+                std::any_of(a.begin(), a.end(), [](const auto& kv) { return kv.first.rfind("trainer.best.", 0) == 0; });
+            if (stop_.best_epoch > 0 && !stop_.finished && has_best) {
                 best_ = std::make_unique<Net>(net_);
                 read_state_dict(*best_, a, path, "trainer.best.");
                 require_finite(*best_, path, "its best epoch's weights are not finite");
@@ -361,7 +377,7 @@ private:
             best_.reset();
             return;
         }
-        if (stop_active_ && stop_.origin == f.schedule_origin) {
+        if (stop_active_ && stop_.origin == f.schedule_origin && stop_.parameters == net_.active_parameter_count()) {
             // A finished run given a later cap continues from its kept weights, still the best.
             if (stop_.finished && !stop_.stopped && epoch_ < f.epochs) {
                 stop_.finished = false;
@@ -371,6 +387,7 @@ private:
         }
         stop_ = stopping_state{};
         stop_.origin = f.schedule_origin;
+        stop_.parameters = net_.active_parameter_count();
         best_.reset();
         stop_active_ = true;
     }
