@@ -219,11 +219,18 @@ int run(const options& o) {
     // One run at a time in a folder; a lock left by a killed run is taken over.
     const sgp::lock_file lock(o.dir + "/lock");
     stage_state st(o.dir + "/state.json");
+    // Protocol 2: decisions on a validation split, stopping rule, controls. A folder of an earlier
+    // run holds stages measured otherwise: mixing them would give a result of neither protocol.
+    if (st.has("settings") && !st.has("protocol"))
+        sgp::fail(o.dir + "/state.json",
+                  "was written by an sgp_experiment before the validation split (its stages decided on the test "
+                  "set); start afresh in another --dir");
     if (st.has("settings"))
         example::require_same_settings(example::settings_of(st.value("settings"), o.dir + "/state.json"), o.settings,
                                        o.dir + "/state.json");
     else
         st.set_json("settings", example::settings_json(o.settings));
+    if (!st.has("protocol")) st.set("protocol", 2);
     const auto t_start = std::chrono::steady_clock::now();
 
     // The validation split comes out of all training images first, so that --limit changes
