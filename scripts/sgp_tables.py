@@ -10,6 +10,11 @@ def pct(x):
     return f"{100 * x:.2f} %"
 
 
+def acc(x, key):
+    """A round's accuracy: on the validation split since it exists, on the test set before."""
+    return x.get("validation_" + key, x.get(key))
+
+
 def main(path):
     s = json.load(open(path))
     rounds = []
@@ -17,6 +22,7 @@ def main(path):
     while f"sgp_round_{r}" in s:
         rounds.append(s[f"sgp_round_{r}"])
         r += 1
+    print("(accuracies on the validation split; on the test set in runs before it existed)\n")
     print("| round | fine-tuning epochs | parameters | multiply-adds | parameters removed | multiply-adds removed "
           "| acc. after surgery | acc. after fine-tuning |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -24,7 +30,8 @@ def main(path):
         p = x["pruning"]
         print(f"| {x['round']} | {x.get('finetune_epochs', '?')} | {p['params_before']:,} -> {p['params_after']:,} "
               f"| {p['macs_before']:,} -> {p['macs_after']:,} | {pct(x['params_removed'])} | {pct(x['macs_removed'])} "
-              f"| {pct(x['accuracy_pruned'])} | {pct(x['accuracy_finetuned'])}{' (undone)' if x['undone'] else ''} |")
+              f"| {pct(acc(x, 'accuracy_pruned'))} | {pct(acc(x, 'accuracy_finetuned'))}"
+              f"{' (undone)' if x['undone'] else ''} |")
     kept = [x for x in rounds if not x["undone"]]
     if not kept:
         return
