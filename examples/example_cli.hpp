@@ -262,11 +262,9 @@ inline sgp::loader_options fashion_mnist_options(std::size_t batch, std::uint64_
     return lo;
 }
 
-// An unshuffled, unaugmented copy of loader options, for evaluation.
+// An unshuffled, unaugmented copy of loader options, for evaluation, in batches of 256.
 inline sgp::loader_options for_evaluation(sgp::loader_options o) {
-    o.shuffle = false;
-    o.crop_padding = 0;
-    o.flip = false;
+    o = sgp::evaluation_options(std::move(o));
     o.batch = 256;
     return o;
 }

@@ -32,6 +32,14 @@ struct loader_options {
     std::vector<float> mean{0.f}, std{1.f};  // per channel, or one value for all
 };
 
+// The same options for evaluation: in order, no crop, no flip.
+inline loader_options evaluation_options(loader_options o) {
+    o.shuffle = false;
+    o.crop_padding = 0;
+    o.flip = false;
+    return o;
+}
+
 class batch_loader {
 public:
     // A temporary data set would dangle: the loader keeps a pointer to it.

@@ -79,15 +79,8 @@ inline train_validation hold_out(const dataset& training, std::size_t n, std::ui
 class validation_loader : public batch_loader {
 public:
     validation_loader(const validation_set&& v, loader_options o) = delete;  // would dangle
-    validation_loader(const validation_set& v, loader_options o) : batch_loader(v.data(), evaluation(std::move(o))) {}
-
-private:
-    static loader_options evaluation(loader_options o) {
-        o.shuffle = false;
-        o.crop_padding = 0;
-        o.flip = false;
-        return o;
-    }
+    validation_loader(const validation_set& v, loader_options o)
+        : batch_loader(v.data(), evaluation_options(std::move(o))) {}
 };
 
 }  // namespace sgp
