@@ -125,10 +125,43 @@ void bf16_gemm_figures(const options& o, sgp::thread_pool* pool, std::vector<fig
     k::set_bf16_kernel(k::bf16_kernel::automatic);
 }
 
+// One 3x3 convolution at active widths cin -> cout on HW x HW maps, batch n, with a random input
+// (and output gradient, for training) and its scratch; declared at 512 channels and narrowed,
+// as pruning does.
+template <std::size_t HW>
+struct shape_bench {
+    using layer = typename sgp::layers::conv3x3<512>::template bind<sgp::shape{512, HW, HW, false}>;
+    layer conv;
+    sgp::aligned_buffer<float> x, y, dy, dx, s1, s2;
+    sgp::run_context cx;
+    std::string name;
+    double flop;
+    shape_bench(sgp::thread_pool* pool, std::size_t cin, std::size_t cout, std::size_t n, bool training)
+        : x(cin * n * HW * HW),
+          y(cout * n * HW * HW),
+          dy(training ? y.size() : 0),
+          dx(training ? x.size() : 0),
+          s1(layer::workspace(n)),
+          s2(layer::workspace(n)),
+          name(std::to_string(cin) + "->" + std::to_string(cout) + " " + std::to_string(HW) + "x" + std::to_string(HW) +
+               " b" + std::to_string(n)),
+          flop(2.0 * static_cast<double>(cin * cout * 9 * HW * HW * n)) {
+        sgp::rng r(3);
+        conv.init(r);
+        conv.set_input_channels(cin);
+        conv.set_out_channels(cout);
+        for (auto& v : x) v = r.normal();
+        for (auto& v : dy) v = r.normal();
+        cx.pool = pool;
+        cx.scratch = &s1;
+        cx.scratch2 = &s2;
+        cx.training = training;
+    }
+};
+
 // One shape in evaluation mode, by both algorithms (the layer's weights packed once, as in inference).
 struct method_figure {
     std::string name;
-    std::size_t cin, cout, hw, batch;
     double flop;
     bench::timing gemm, direct, few_pixel;  // few_pixel: only where it applies (empty otherwise)
     const char* automatic;
@@ -137,40 +170,47 @@ struct method_figure {
 template <std::size_t HW>
 method_figure compare_methods(const options& o, sgp::thread_pool* pool, std::size_t cin, std::size_t cout,
                               std::size_t n) {
-    using layer = typename sgp::layers::conv3x3<512>::template bind<sgp::shape{512, HW, HW, false}>;
-    layer conv;
-    sgp::rng r(3);
-    conv.init(r);
-    conv.set_input_channels(cin);
-    conv.set_out_channels(cout);
-    sgp::aligned_buffer<float> x(cin * n * HW * HW), y(cout * n * HW * HW), s1(layer::workspace(n)),
-        s2(layer::workspace(n));
-    for (auto& v : x) v = r.normal();
-    sgp::run_context cx;
-    cx.pool = pool;
-    cx.scratch = &s1;
-    cx.scratch2 = &s2;
-    method_figure f{std::to_string(cin) + "->" + std::to_string(cout) + " " + std::to_string(HW) + "x" +
-                        std::to_string(HW) + " b" + std::to_string(n),
-                    cin,
-                    cout,
-                    HW,
-                    n,
-                    2.0 * static_cast<double>(cin * cout * 9 * HW * HW * n),
-                    {},
-                    {},
-                    {},
-                    ""};
-    conv.set_method(sgp::layers::conv_method::gemm);
-    f.gemm = bench::time_calls(o.repeats, 0.05, [&] { conv.forward(cx, x.data(), y.data(), n); });
-    conv.set_method(sgp::layers::conv_method::direct);
-    f.direct = bench::time_calls(o.repeats, 0.05, [&] { conv.forward(cx, x.data(), y.data(), n); });
-    if (n * HW * HW <= sgp::kernels::few_pixel_limit) {
-        conv.set_method(sgp::layers::conv_method::few_pixel);
-        f.few_pixel = bench::time_calls(o.repeats, 0.05, [&] { conv.forward(cx, x.data(), y.data(), n); });
-    }
+    shape_bench<HW> b(pool, cin, cout, n, false);
+    auto& conv = b.conv;
+    method_figure f{b.name, b.flop, {}, {}, {}, ""};
+    auto time = [&](sgp::layers::conv_method m) {
+        conv.set_method(m);
+        return bench::time_calls(o.repeats, 0.05, [&] { conv.forward(b.cx, b.x.data(), b.y.data(), n); });
+    };
+    f.gemm = time(sgp::layers::conv_method::gemm);
+    f.direct = time(sgp::layers::conv_method::direct);
+    if (n * HW * HW <= sgp::kernels::few_pixel_limit) f.few_pixel = time(sgp::layers::conv_method::few_pixel);
     conv.set_method(sgp::layers::conv_method::automatic);
     f.automatic = conv.uses_few_pixel(n) ? "few_pixel" : conv.uses_direct() ? "direct" : "gemm";
+    return f;
+}
+
+// One shape's backward pass in training at batch n by each algorithm: the weight gradient alone
+// (a first layer's backward) and with the data gradient. The direct weight gradient only where
+// it applies (rows of whole vectors).
+struct backward_figure {
+    std::string name;
+    double flop;  // of the forward: dW is as much, dW + dX twice
+    bench::timing w_gemm, w_direct, wx_gemm, wx_direct;
+    bool w_auto_direct, x_auto_direct;
+};
+
+template <std::size_t HW>
+backward_figure compare_backward(const options& o, sgp::thread_pool* pool, std::size_t cin, std::size_t cout,
+                                 std::size_t n) {
+    shape_bench<HW> b(pool, cin, cout, n, true);
+    auto& conv = b.conv;
+    backward_figure f{b.name, b.flop, {}, {}, {}, {}, conv.uses_direct_weight_grad(), conv.uses_direct_data_grad()};
+    auto time = [&](sgp::layers::conv_method m, float* dx) {
+        conv.set_method(m);
+        return bench::time_calls(o.repeats, 0.05,
+                                 [&] { conv.backward(b.cx, b.x.data(), b.y.data(), b.dy.data(), dx, n); });
+    };
+    f.w_gemm = time(sgp::layers::conv_method::gemm, nullptr);
+    f.wx_gemm = time(sgp::layers::conv_method::gemm, b.dx.data());
+    if (sgp::kernels::direct_weight_grad_applies(3, HW)) f.w_direct = time(sgp::layers::conv_method::direct, nullptr);
+    f.wx_direct = time(sgp::layers::conv_method::direct, b.dx.data());
+    conv.set_method(sgp::layers::conv_method::automatic);
     return f;
 }
 
@@ -198,11 +238,38 @@ int run_methods(const options& o) {
         f.push_back(compare_methods<4>(o, p, 32, 32, n));
         f.push_back(compare_methods<2>(o, p, 32, 32, n));
     }
+    std::vector<backward_figure> bw;
+    {
+        const std::size_t n = o.batch;
+        bw.push_back(compare_backward<32>(o, p, 1, 64, n));
+        bw.push_back(compare_backward<32>(o, p, 64, 64, n));
+        bw.push_back(compare_backward<16>(o, p, 64, 128, n));
+        bw.push_back(compare_backward<16>(o, p, 128, 128, n));
+        bw.push_back(compare_backward<8>(o, p, 128, 256, n));
+        bw.push_back(compare_backward<8>(o, p, 256, 256, n));
+        bw.push_back(compare_backward<4>(o, p, 512, 512, n));
+        bw.push_back(compare_backward<32>(o, p, 1, 8, n));
+        bw.push_back(compare_backward<32>(o, p, 8, 16, n));
+        bw.push_back(compare_backward<16>(o, p, 16, 24, n));
+        bw.push_back(compare_backward<16>(o, p, 24, 24, n));
+        bw.push_back(compare_backward<8>(o, p, 32, 32, n));
+        // ResNet-20/56's stages (16, 32, 64 channels).
+        bw.push_back(compare_backward<32>(o, p, 16, 16, n));
+        bw.push_back(compare_backward<16>(o, p, 32, 32, n));
+        bw.push_back(compare_backward<8>(o, p, 64, 64, n));
+    }
     std::printf("%-24s %10s %10s %10s  %s\n", "conv3x3 (eval forward)", "gemm ms", "direct ms", "few-px ms",
                 "automatic");
     for (const auto& k : f)
         std::printf("%-24s %10.4f %10.4f %10.4f  %s\n", k.name.c_str(), 1e3 * k.gemm.median(), 1e3 * k.direct.median(),
                     k.few_pixel.seconds.empty() ? 0.0 : 1e3 * k.few_pixel.median(), k.automatic);
+    std::printf("%-24s %10s %10s %12s %12s  %s\n", "conv3x3 (training backward)", "dW gemm", "dW direct", "dW+dX gemm",
+                "dW+dX direct", "automatic dW, dX");
+    for (const auto& k : bw)
+        std::printf("%-24s %10.3f %10.3f %12.3f %12.3f  %s, %s\n", k.name.c_str(), 1e3 * k.w_gemm.median(),
+                    k.w_direct.seconds.empty() ? 0.0 : 1e3 * k.w_direct.median(), 1e3 * k.wx_gemm.median(),
+                    1e3 * k.wx_direct.median(), k.w_auto_direct ? "direct" : "gemm",
+                    k.x_auto_direct ? "direct" : "gemm");
     if (!o.json.empty()) {
         sgp::json_writer j;
         j.begin_object()
@@ -220,6 +287,19 @@ int run_methods(const options& o) {
                 .field("gemm_over_direct", k.gemm.median() / k.direct.median())
                 .field("few_pixel_ms_median", k.few_pixel.seconds.empty() ? 0.0 : 1e3 * k.few_pixel.median())
                 .field("automatic", k.automatic)
+                .end_object();
+        j.end_array();
+        j.key("backward").begin_array();
+        for (const auto& k : bw)
+            j.begin_object()
+                .field("name", k.name)
+                .field("forward_flop", k.flop)
+                .field("weights_gemm_ms_median", 1e3 * k.w_gemm.median())
+                .field("weights_direct_ms_median", k.w_direct.seconds.empty() ? 0.0 : 1e3 * k.w_direct.median())
+                .field("weights_and_data_gemm_ms_median", 1e3 * k.wx_gemm.median())
+                .field("weights_and_data_direct_ms_median", 1e3 * k.wx_direct.median())
+                .field("automatic_weights", k.w_auto_direct ? "direct" : "gemm")
+                .field("automatic_data", k.x_auto_direct ? "direct" : "gemm")
                 .end_object();
         j.end_array().end_object();
         j.save(o.json);
@@ -301,7 +381,8 @@ int main(int argc, char** argv) {
                  {"fp32", "bf16"});
         f.toggle("--methods", o.methods,
                  "instead: evaluation forward of every VGG13-BN convolution shape (full and pruned widths, batch 1 "
-                 "and --batch) by GEMM and by direct convolution");
+                 "and --batch) by GEMM and by direct convolution, and the training backward (weight and data "
+                 "gradients) of the full, pruned and ResNet shapes at --batch by both");
         f.output("--json", o.json, "the figures as JSON");
         f.parse(argc, argv);
         return run(o);

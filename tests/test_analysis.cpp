@@ -92,7 +92,7 @@ TEST_CASE("after pruning, the rows hold the active widths and still sum to the n
     CHECK(t.rows[groups[0].producer + 3].in.c == 3);
 }
 
-TEST_CASE("evaluation's fusion and a flatten's view are rows without activations; liveness by hand") {
+TEST_CASE("evaluation's fusion and a flatten's view are rows without activations, liveness by hand") {
     small_t net(1);
     const auto t = an::table_of(net);
     REQUIRE(t.rows.size() == 6);
@@ -290,7 +290,7 @@ TEST_CASE("int8: per-op times and errors land on the nodes the ops come from") {
     CHECK(std::isnan(r.table.rows[1].sqnr_db));
 }
 
-TEST_CASE("an exact int8 op has infinite SQNR; an op without signal has none") {
+TEST_CASE("an exact int8 op has infinite SQNR, an op without signal has none") {
     an::op_error exact{4.0, 0.0}, silent{0.0, 0.0}, half{1.0, 0.5};
     CHECK(std::isinf(exact.sqnr_db()));
     CHECK(std::isnan(silent.sqnr_db()));

@@ -327,6 +327,10 @@ TEST_CASE("direct and few-pixel convolutions equal the definition: kernels, padd
             check_direct_kernels<3>(g{3, 4, 1, 1, 3, 1}, m, e);
             check_direct_kernels<3>(g{1, 5, 4, 4, 3, 0}, m, e);
             check_direct_kernels<3>(g{2, 6, 32, 3, 3, 1}, m, e);
+            // Rows of 1, 2 and 4 AVX-512 vectors (the row tiles there).
+            check_direct_kernels<3>(g{2, 3, 4, 16, 3, 1}, m, e);
+            check_direct_kernels<3>(g{1, 2, 3, 32, 3, 1}, m, e);
+            check_direct_kernels<3>(g{1, 2, 2, 64, 3, 1}, m, e);
             check_direct_kernels<1>(g{2, 7, 3, 5, 1, 0}, m, e);
             check_direct_kernels<1>(g{1, 40, 1, 1, 1, 0}, m, e);
             check_direct_kernels<5>(g{1, 2, 6, 6, 5, 2}, m, e);
@@ -335,7 +339,7 @@ TEST_CASE("direct and few-pixel convolutions equal the definition: kernels, padd
     }
 }
 
-TEST_CASE("a conv2d layer's algorithms agree; the automatic choice follows the measured rule") {
+TEST_CASE("a conv2d layer's algorithms agree, and the automatic choice follows the measured rule") {
     using sgp::layers::conv_method;
     auto run = [](auto& conv, std::size_t n, conv_method m, std::uint64_t seed) {
         using layer = std::remove_reference_t<decltype(conv)>;
@@ -354,8 +358,11 @@ TEST_CASE("a conv2d layer's algorithms agree; the automatic choice follows the m
         REQUIRE(a.size() == b.size());
         for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == doctest::Approx(b[i]).epsilon(1e-4).scale(1));
     };
-    // 48 output channels on a 4x4 map: every algorithm applies at batch 1.
-    sgp::layers::conv3x3<48, true>::bind<sgp::shape{12, 4, 4, false}> conv;
+    // 48 output channels on a map of at most few_pixel_limit pixels (4x4 on AVX-512, 2x2 on
+    // narrower vectors): every algorithm applies at batch 1, the few-pixel kernel not at `over`.
+    constexpr std::size_t side = sgp::kernels::few_pixel_limit >= 16 ? 4 : 2;
+    constexpr std::size_t over = sgp::kernels::few_pixel_limit / (side * side) + 1;
+    sgp::layers::conv3x3<48, true>::bind<sgp::shape{12, side, side, false}> conv;
     sgp::rng r(4);
     conv.init(r);
     for (std::size_t i = 0; i < 48; ++i) conv.bias()[i] = 0.1f * static_cast<float>(i % 7);
@@ -364,19 +371,124 @@ TEST_CASE("a conv2d layer's algorithms agree; the automatic choice follows the m
     agree(run(conv, 1, conv_method::few_pixel, 30), g1);
     conv.set_method(conv_method::automatic);
     CHECK(conv.uses_few_pixel(1));
-    CHECK_FALSE(conv.uses_few_pixel(2));
-    // 4x4 maps leave 16 of 36 padded positions useful: wide layers keep the GEMM, narrow ones not.
+    CHECK_FALSE(conv.uses_few_pixel(over));
+    // 4x4 maps leave 16 of 36 padded positions useful (2x2 ones 4 of 16): wide layers keep the
+    // GEMM, narrow ones not.
     CHECK_FALSE(conv.uses_direct());
     conv.set_out_channels(32);
     CHECK(conv.uses_direct());
     // A 1x1 convolution keeps the GEMM (its input is the column matrix as it is).
-    sgp::layers::conv1x1<16>::bind<sgp::shape{12, 4, 4, false}> pointwise;
+    sgp::layers::conv1x1<16>::bind<sgp::shape{12, side, side, false}> pointwise;
     CHECK_FALSE(pointwise.uses_direct());
     CHECK_FALSE(pointwise.uses_few_pixel(1));
-    // Batch 3: the few-pixel kernel does not apply; asked for, the layer runs the GEMM.
-    const auto g3 = run(conv, 3, conv_method::gemm, 31);
-    agree(run(conv, 3, conv_method::direct, 31), g3);
-    CHECK(run(conv, 3, conv_method::few_pixel, 31) == g3);
+    // Batch `over`: the few-pixel kernel does not apply; asked for, the layer runs the GEMM.
+    const auto g3 = run(conv, over, conv_method::gemm, 31);
+    agree(run(conv, over, conv_method::direct, 31), g3);
+    CHECK(run(conv, over, conv_method::few_pixel, 31) == g3);
+}
+
+TEST_CASE("the direct weight gradient equals the definition, for any thread count") {
+    namespace k = sgp::kernels;
+    constexpr std::size_t W = sgp::simd::width;
+    using g_t = k::direct_geometry;  // n, c, h, w, k, pad
+    // Rows of 1, 2 and 4 vectors; images that split across the 4096-pixel chunks; output
+    // channel counts with tails of every size.
+    for (const g_t g : {g_t{2, 3, 5, W, 3, 1}, g_t{3, 1, 2 * W, 2 * W, 3, 1}, g_t{1, 2, 3, 4 * W, 3, 1},
+                        g_t{9, 2, 2 * W, 2 * W, 3, 1}}) {
+        REQUIRE(k::direct_weight_grad_applies(3, g.ow()));
+        for (std::size_t m : {1, 2, 3, 5}) {
+            INFO("n ", g.n, " c ", g.c, " map ", g.h, "x", g.w, " m ", m);
+            const std::size_t pixels = g.n * g.oh() * g.ow();
+            const auto x = random_vector(g.c * g.n * g.h * g.w, 31), dy = random_vector(m * pixels, 32);
+            std::vector<double> want(m * g.c * 9, 0.0);
+            double scale = 0;  // sum of |products| per weight, for the float bound
+            for (std::size_t o = 0; o < m; ++o)
+                for (std::size_t c = 0; c < g.c; ++c)
+                    for (std::size_t t = 0; t < 9; ++t) {
+                        double s = 0, a = 0;
+                        for (std::size_t n = 0; n < g.n; ++n)
+                            for (std::size_t oy = 0; oy < g.oh(); ++oy)
+                                for (std::size_t ox = 0; ox < g.ow(); ++ox) {
+                                    const auto iy = static_cast<std::ptrdiff_t>(oy + t / 3) - 1;
+                                    const auto ix = static_cast<std::ptrdiff_t>(ox + t % 3) - 1;
+                                    if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(g.h) ||
+                                        ix >= static_cast<std::ptrdiff_t>(g.w))
+                                        continue;
+                                    const double p =
+                                        static_cast<double>(dy[((o * g.n + n) * g.oh() + oy) * g.ow() + ox]) *
+                                        x[((c * g.n + n) * g.h + static_cast<std::size_t>(iy)) * g.w +
+                                          static_cast<std::size_t>(ix)];
+                                    s += p;
+                                    a += std::abs(p);
+                                }
+                        want[(o * g.c + c) * 9 + t] = s;
+                        scale = std::max(scale, a);
+                    }
+            std::vector<float> xpad(g.input_floats()), dw1(want.size(), 7.f), dw2(want.size(), -7.f);
+            k::direct_weight_grad(g, x.data(), dy.data(), m, xpad.data(), dw1.data(), nullptr);
+            // fp32 sums of at most `pixels` products: the usual bound, times a small margin.
+            const double bound = 4.0 * static_cast<double>(pixels) * 0x1p-24 * scale;
+            for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(std::abs(dw1[i] - want[i]) <= bound);
+            sgp::thread_pool pool(2);
+            k::direct_weight_grad(g, x.data(), dy.data(), m, xpad.data(), dw2.data(), &pool);
+            CHECK(dw1 == dw2);  // threads split tiles, never a sum
+        }
+    }
+    CHECK_FALSE(k::direct_weight_grad_applies(3, 5 * W));  // rows of more than 4 vectors
+    CHECK_FALSE(k::direct_weight_grad_applies(5, W));
+}
+
+TEST_CASE(
+    "a conv2d layer's backward: GEMM and direct kernels agree, and the automatic choice follows the measured rule") {
+    using sgp::layers::conv_method;
+    constexpr std::size_t W = sgp::simd::width;
+    // A W x W map (one vector per row), so that every backward algorithm applies.
+    using layer = sgp::layers::conv3x3<24>::bind<sgp::shape{6, W, W, false}>;
+    layer conv;
+    sgp::rng r(6);
+    conv.init(r);
+    const std::size_t n = 3;
+    const auto x = random_vector(6 * n * W * W, 41), dy = random_vector(24 * n * W * W, 42);
+    auto backward = [&](conv_method m, sgp::thread_pool* pool) {
+        sgp::aligned_buffer<float> s1(layer::workspace(n)), s2(layer::workspace(n));
+        std::vector<float> dx(x.size()), y(dy.size());
+        sgp::run_context cx;
+        cx.scratch = &s1;
+        cx.scratch2 = &s2;
+        cx.pool = pool;
+        cx.training = true;
+        conv.set_method(m);
+        conv.backward(cx, x.data(), y.data(), dy.data(), dx.data(), n);
+        std::vector<float> dw;
+        conv.for_each_tensor([&](const sgp::tensor_ref& t) { dw.assign(t.grad, t.grad + t.size()); });
+        return std::pair{dw, dx};
+    };
+    auto agree = [](const std::vector<float>& a, const std::vector<float>& b) {
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == doctest::Approx(b[i]).epsilon(1e-4).scale(1));
+    };
+    const auto [dw_gemm, dx_gemm] = backward(conv_method::gemm, nullptr);
+    const auto [dw_direct, dx_direct] = backward(conv_method::direct, nullptr);
+    agree(dw_direct, dw_gemm);
+    agree(dx_direct, dx_gemm);
+    sgp::thread_pool pool(2);
+    const auto [dw2, dx2] = backward(conv_method::direct, &pool);
+    CHECK(dw2 == dw_direct);
+    CHECK(dx2 == dx_direct);
+    // Narrow layers and the first layers take the direct kernels; wide ones take the direct
+    // weight gradient on AVX-512 only (its aligned tile), and keep the GEMM for the data on maps
+    // where the padding is a large share.
+    conv.set_method(conv_method::automatic);
+    CHECK(conv.uses_direct_weight_grad());
+    CHECK_FALSE(conv.uses_direct_weight_grad(sgp::precision::bf16));
+    sgp::layers::conv3x3<64>::bind<sgp::shape{64, 2 * W, 2 * W, false}> wide;
+    CHECK(wide.uses_direct_weight_grad() == (W == 16));
+    if (W >= 8) CHECK(wide.uses_direct_data_grad());  // a map of 16x16 or more: the padding is small
+    wide.set_input_channels(1);
+    CHECK(wide.uses_direct_weight_grad());
+    sgp::layers::conv3x3<64>::bind<sgp::shape{64, 2, 2, false}> small_map;
+    CHECK_FALSE(small_map.uses_direct_data_grad());
+    CHECK_FALSE(small_map.uses_direct_weight_grad());
 }
 
 TEST_CASE("evaluation fuses conv, batch norm and relu: the same output bit for bit, fused-away activations refused") {

@@ -239,7 +239,7 @@ TEST_CASE("options: minimum channels, rounding to the DPU's channel parallelism"
     CHECK(pr::top_channels({0.3f, 0.9f, 0.1f, 0.9f, 0.5f}, 3) == std::vector<std::size_t>{1, 3, 4});
 }
 
-TEST_CASE("prune() measures, decides, removes and reports; emptied layers are flagged") {
+TEST_CASE("prune() measures, decides, removes and reports, and emptied layers are flagged") {
     auto net = make_net();
     sgp::dataset ds;
     ds.channels = 2;

@@ -172,7 +172,7 @@ std::vector<std::int8_t> definition(const qmodel& m, const float* x) {
 
 }  // namespace
 
-TEST_CASE("fold: batch norms folded, ReLUs fused, dropout gone; the float model equals the network") {
+TEST_CASE("fold: batch norms folded, ReLUs fused, dropout gone, and the float model equals the network") {
     auto net = make_net();
     const auto m = fold(net);
     REQUIRE(m.ops.size() == 5);  // conv, pool, conv, linear, linear

@@ -641,7 +641,7 @@ TEST_CASE("the pre-check refuses, naming the op, what XIR's reader would abort o
     CHECK_NOTHROW(sgp::xmodel::validate(base, "unedited"));
 }
 
-TEST_CASE("import: an absent bias is zeros; fixes the DPU cannot apply are refused") {
+TEST_CASE("import: an absent bias is zeros, and fixes the DPU cannot apply are refused") {
     const auto m = sgp_test::random_model(2);
     auto g = sgp::xmodel::to_graph(m);
     // Drop the first conv's bias as XIR writes it: the input listed with no producer (and the

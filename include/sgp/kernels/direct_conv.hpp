@@ -21,6 +21,13 @@
 #include "sgp/core/simd.hpp"
 #include "sgp/kernels/copy.hpp"
 
+#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
+#define SGP_DIRECT_ROWS_AVX512 1
+#include <immintrin.h>
+
+#include <type_traits>
+#endif
+
 namespace sgp::kernels {
 
 namespace direct_detail {
@@ -117,6 +124,18 @@ inline void pack_direct_weights(const float* w, std::size_t m, std::size_t c, st
             for (std::size_t r = 0; r < R; ++r) *out++ = b + r < m ? w[(b + r) * taps + t] : 0.f;
 }
 
+// The data gradient of a stride-1, same-padded convolution is the convolution of dY with the
+// weights turned around, W'[c][o][ky][kx] = W[o][c][K-1-ky][K-1-kx]: its packed weights
+// straight from W ([M][C][K][K]), for C output channels over M input channels.
+inline void pack_direct_weights_flipped(const float* w, std::size_t m, std::size_t c, std::size_t k, float* out) {
+    constexpr std::size_t R = direct_detail::R;
+    const std::size_t kk = k * k;
+    for (std::size_t b = 0; b < c; b += R)
+        for (std::size_t o = 0; o < m; ++o)
+            for (std::size_t i = 0; i < kk; ++i)
+                for (std::size_t r = 0; r < R; ++r) *out++ = b + r < c ? w[(o * c + b + r) * kk + kk - 1 - i] : 0.f;
+}
+
 namespace direct_detail {
 
 // R output channels x V vectors of positions from position q0: x and y point at q0 of
@@ -170,6 +189,109 @@ void tiles(const direct_geometry& g, const float* xpad, const float* wpk, std::s
 
 }  // namespace direct_detail
 
+#if SGP_DIRECT_ROWS_AVX512
+namespace direct_detail {
+
+// A 3x3, padding-1 convolution on AVX-512 whose rows are 1-4 whole vectors (32x32 and 16x16
+// maps): the input is read as it is, in aligned vectors, one output row at a time, with no
+// padded copy, no positions computed in the padding, no unaligned loads and no scratch output.
+// The taps one column left and right are made in registers by valignd with the neighbouring
+// vector (zero beyond either edge); rows above and below the map read zeros. The epilogue is
+// applied as the row is stored. Per input channel and kernel row: VT + 2 loads, 2 VT shuffles,
+// 24 B weight broadcasts, 24 B VT FMAs. Each output sums over (c, ky, kx) in the same order as
+// the positions tile above.
+inline bool rows_apply(const direct_geometry& g) {
+    return simd::width == 16 && g.k == 3 && g.pad == 1 && g.w % 16 == 0 && g.w / 16 >= 1 && g.w / 16 <= 4;
+}
+
+// B blocks of R = 8 output channels x VT vectors of one output row, from vector v0 of `vectors`.
+template <std::size_t B, std::size_t VT>
+[[gnu::noinline]] void row_tile(const float* x, std::size_t cs, std::size_t channels, std::size_t w, std::size_t h,
+                                std::size_t row, std::size_t v0, std::size_t vectors, const float* wpk, std::size_t bs,
+                                float* y, std::size_t ys, std::size_t o0, std::size_t m, const conv_epilogue& e) {
+    static_assert(R == 8);
+    alignas(64) static constexpr float zeros[64] = {};
+    const __m512 zero = _mm512_setzero_ps();
+    auto shift = [](__m512 hi, __m512 lo, auto imm) {  // zero-masked: GCC 12 warns inside the plain form
+        return _mm512_castsi512_ps(
+            _mm512_maskz_alignr_epi32(0xFFFF, _mm512_castps_si512(hi), _mm512_castps_si512(lo), imm.value));
+    };
+    using left = std::integral_constant<int, 15>;
+    using right = std::integral_constant<int, 1>;
+    const std::size_t oy = row % h;
+    const bool has_left = v0 > 0, has_right = v0 + VT < vectors;
+    __m512 acc[B * R][VT];
+    for (auto& a : acc)
+        for (auto& v : a) v = zero;
+    const float* s = x + row * w + v0 * 16;
+    for (std::size_t c = 0; c < channels; ++c, s += cs) {
+        const float* in[3] = {oy > 0 ? s - w : zeros + 16, s, oy + 1 < h ? s + w : zeros + 16};
+        SGP_UNROLL(3)
+        for (std::size_t ky = 0; ky < 3; ++ky) {
+            __m512 xv[VT + 2];
+            xv[0] = has_left ? _mm512_loadu_ps(in[ky] - 16) : zero;
+            SGP_UNROLL(2)
+            for (std::size_t t = 0; t < VT; ++t) xv[t + 1] = _mm512_loadu_ps(in[ky] + t * 16);
+            xv[VT + 1] = has_right ? _mm512_loadu_ps(in[ky] + VT * 16) : zero;
+            __m512 taps[3][VT];
+            SGP_UNROLL(2)
+            for (std::size_t t = 0; t < VT; ++t) {
+                taps[0][t] = shift(xv[t + 1], xv[t], left{});
+                taps[1][t] = xv[t + 1];
+                taps[2][t] = shift(xv[t + 2], xv[t + 1], right{});
+            }
+            const float* wt = wpk + (c * 9 + ky * 3) * R;
+            SGP_UNROLL(3)
+            for (std::size_t kx = 0; kx < 3; ++kx) {
+                SGP_UNROLL(2)
+                for (std::size_t b = 0; b < B; ++b) {
+                    SGP_UNROLL(8)
+                    for (std::size_t r = 0; r < R; ++r) {
+                        const __m512 wv = _mm512_set1_ps(wt[b * bs + kx * R + r]);
+                        SGP_UNROLL(2)
+                        for (std::size_t t = 0; t < VT; ++t)
+                            acc[b * R + r][t] = _mm512_fmadd_ps(wv, taps[kx][t], acc[b * R + r][t]);
+                    }
+                }
+            }
+        }
+    }
+    for (std::size_t i = 0; i < B * R && o0 + i < m; ++i) {
+        const auto f = e.of(o0 + i);
+        float* dst = y + i * ys + v0 * 16;
+        for (std::size_t t = 0; t < VT; ++t) f(simd::vec(acc[i][t])).store_unaligned(dst + t * 16);
+    }
+}
+
+// y[M][N][H][W] = epilogue(conv(x, W)) by row tiles: blocks of 8 output channels by rows of
+// 32 or 16 pixels (two blocks at a time on rows of one vector, to keep 16 accumulators).
+inline void direct_rows(const direct_geometry& g, const float* x, const float* wpk, std::size_t m, float* y,
+                        const conv_epilogue& e, thread_pool* pool) {
+    const std::size_t vectors = g.w / 16, rows = g.n * g.h, cs = rows * g.w, bs = g.c * 9 * R;
+    const std::size_t blocks = (m + R - 1) / R;
+    const std::size_t B = vectors == 1 ? 2 : 1, VT = vectors == 1 ? 1 : 2;
+    const std::size_t groups = (blocks + B - 1) / B, halves = vectors / VT;
+    // Row-major over (row, part of the row, channel group): a thread keeps the rows it reads in
+    // cache while every channel group runs over them.
+    parallel_for(pool, rows * halves * groups, halves * groups, [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t row = i / (halves * groups), v0 = i / groups % halves * VT, grp = i % groups;
+            const std::size_t b0 = grp * B, o0 = b0 * R;
+            const float* wb = wpk + b0 * bs;
+            float* yo = y + o0 * cs + row * g.w;
+            if (B == 2 && b0 + 1 < blocks)
+                row_tile<2, 1>(x, cs, g.c, g.w, g.h, row, v0, vectors, wb, bs, yo, cs, o0, m, e);
+            else if (B == 2)
+                row_tile<1, 1>(x, cs, g.c, g.w, g.h, row, v0, vectors, wb, bs, yo, cs, o0, m, e);
+            else
+                row_tile<1, 2>(x, cs, g.c, g.w, g.h, row, v0, vectors, wb, bs, yo, cs, o0, m, e);
+        }
+    });
+}
+
+}  // namespace direct_detail
+#endif
+
 // The padded copy of x ([C][N][H][W]) that direct_conv reads.
 inline void pad_input(const direct_geometry& g, const float* x, float* xpad, thread_pool* pool) {
     const std::size_t xs = g.in_stride(), wp = g.wp(), hp = g.hp();
@@ -191,6 +313,11 @@ inline void pad_input(const direct_geometry& g, const float* x, float* xpad, thr
 template <std::size_t K>
 void direct_conv(const direct_geometry& g, const float* x, const float* wpk, std::size_t m, float* xpad, float* ypad,
                  float* y, const conv_epilogue& e, thread_pool* pool) {
+#if SGP_DIRECT_ROWS_AVX512
+    if constexpr (K == 3) {
+        if (direct_detail::rows_apply(g)) return direct_detail::direct_rows(g, x, wpk, m, y, e, pool);
+    }
+#endif
     pad_input(g, x, xpad, pool);
     // Tiles of max_vectors vectors, then one of the 1 or 2 vectors left: no tile computes a
     // whole vector of positions past the end.

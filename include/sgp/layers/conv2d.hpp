@@ -1,7 +1,8 @@
 #pragma once
 // 2-d convolution, square kernel K, stride S, zero padding P, optional bias. Weight
-// [O][I][K][K] as in PyTorch. Forward, backward-data and backward-weights are one GEMM
-// each over the whole batch (see kernels/im2col.hpp).
+// [O][I][K][K] as in PyTorch. Forward, backward-data and backward-weights are each one GEMM
+// over the whole batch (kernels/conv_columns.hpp) or, where it was measured faster, a direct
+// kernel (kernels/direct_conv.hpp, few_pixel_conv.hpp, direct_weight_grad.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -14,6 +15,7 @@
 #include "sgp/kernels/conv_columns.hpp"
 #include "sgp/kernels/conv_columns_bf16.hpp"
 #include "sgp/kernels/direct_conv.hpp"
+#include "sgp/kernels/direct_weight_grad.hpp"
 #include "sgp/kernels/few_pixel_conv.hpp"
 #include "sgp/kernels/gemm.hpp"
 #include "sgp/kernels/gemm_bf16.hpp"
@@ -64,7 +66,7 @@ struct conv2d {
         bind()
             : weight_(Out * In.c * K * K),
               dweight_(weight_.size()),
-              flipped_(S == 1 && 2 * P + 1 == K && K > 1 ? weight_.size() : 0),
+              flipped_(same_padded ? std::max(weight_.size(), kernels::direct_weights_size(In.c, Out, K)) : 0),
               bias_(Bias ? Out : 0),
               dbias_(bias_.size()),
               origin_(Out) {
@@ -92,14 +94,18 @@ struct conv2d {
         void set_out_channels(std::size_t c) { cout_ = c; }
 
         // Scratch floats for up to n images: the padded input and the outputs of the direct
-        // convolution (stride 1), a formed column matrix where the forward pass takes gemm's
-        // few-column order (at most 16 columns), and the column gradient of a convolution that is
-        // not stride-1 same-padded.
+        // convolution (stride 1) and of the direct data gradient (dY padded, dX), a formed column
+        // matrix where the forward pass takes gemm's few-column order (at most 16 columns), and the
+        // column gradient of a convolution that is not stride-1 same-padded.
         static constexpr std::size_t workspace(std::size_t n) {
             std::size_t w = 0;
             if constexpr (S == 1) {
                 const kernels::direct_geometry d{n, In.c, In.h, In.w, K, P};
                 w = std::max(d.input_floats(), d.output_floats(Out));
+            }
+            if constexpr (same_padded) {
+                const kernels::direct_geometry d{n, Out, out_shape.h, out_shape.w, K, P};
+                w = std::max({w, d.input_floats(), d.output_floats(In.c)});
             }
             if constexpr (K == 1 && S == 1 && P == 0) return w;
             const std::size_t rows = In.c * K * K, cols = n * out_shape.plane();
@@ -195,9 +201,29 @@ struct conv2d {
                 return false;
             } else {
                 if (method_ != conv_method::automatic) return method_ == conv_method::direct;
-                constexpr double useful =
-                    static_cast<double>(out_shape.plane()) / static_cast<double>((In.h + 2 * P) * (In.w + 2 * P));
-                return direct_pays(K, cin_, cout_, useful);
+                return direct_pays(K, cin_, cout_, useful_plane);
+            }
+        }
+
+        // Which algorithms backward uses for the weight gradient and the data gradient (fp32;
+        // bf16 runs its GEMM): the direct kernels where `method` is direct or, automatically, where
+        // they were measured faster (bench_kernels --methods; docs/performance.md).
+        bool uses_direct_weight_grad(precision p = precision::fp32) const {
+            if constexpr (!same_padded || !kernels::direct_weight_grad_applies(K, out_shape.w)) {
+                return false;
+            } else {
+                if (p != precision::fp32) return false;
+                if (method_ != conv_method::automatic) return method_ == conv_method::direct;
+                return kernels::direct_weight_grad_pays(cin_, cout_);
+            }
+        }
+        bool uses_direct_data_grad(precision p = precision::fp32) const {
+            if constexpr (!same_padded) {
+                return false;
+            } else {
+                if (p != precision::fp32) return false;
+                if (method_ != conv_method::automatic) return method_ == conv_method::direct;
+                return direct_pays(K, cout_, cin_, useful_plane);
             }
         }
 
@@ -206,7 +232,10 @@ struct conv2d {
             const auto g = geometry(n);
             // dW[O][CKK] = dY[O][NHW] * col^T, the columns packed straight from x.
             const precision p = cx.precision;
-            if (g.identity())
+            if (uses_direct_weight_grad(p))
+                kernels::direct_weight_grad(direct_geometry(n), x, dy, cout_, cx.scratch->data(), dweight_.data(),
+                                            cx.pool);
+            else if (g.identity())
                 kernels::gemm_at(p, false, true, cout_, g.rows(), g.cols(), dy, g.cols(), x, g.cols(), dweight_.data(),
                                  g.rows(), false, cx.pool);
             else
@@ -224,10 +253,17 @@ struct conv2d {
             if (g.identity()) {
                 kernels::gemm_at(p, true, false, g.rows(), g.cols(), cout_, weight_.data(), g.rows(), dy, g.cols(), dx,
                                  g.cols(), false, cx.pool);
-            } else if constexpr (S == 1 && 2 * P + 1 == K) {
+            } else if constexpr (same_padded) {
                 // Stride 1, same padding: dX is the convolution of dY with the weights turned
                 // around (W'[c][o][ky][kx] = W[o][c][K-1-ky][K-1-kx]), so it needs neither the
                 // column gradient matrix nor col2im.
+                if (uses_direct_data_grad(p)) {
+                    kernels::pack_direct_weights_flipped(weight_.data(), cout_, cin_, K, flipped_.data());
+                    const kernels::direct_geometry gt{n, cout_, out_shape.h, out_shape.w, K, P};
+                    kernels::direct_conv<K>(gt, dy, flipped_.data(), cin_, cx.scratch->data(), cx.scratch2->data(), dx,
+                                            kernels::conv_epilogue{}, cx.pool);
+                    return;
+                }
                 const std::size_t kk = K * K;
                 for (std::size_t o = 0; o < cout_; ++o)
                     for (std::size_t c = 0; c < cin_; ++c)
@@ -283,6 +319,11 @@ struct conv2d {
         }
 
     private:
+        // Stride 1 with the output map the input's: the data gradient is a convolution too.
+        static constexpr bool same_padded = S == 1 && 2 * P + 1 == K && K > 1;
+        // The output plane's share of the padded plane the direct kernels compute on.
+        static constexpr double useful_plane =
+            static_cast<double>(out_shape.plane()) / static_cast<double>((In.h + 2 * P) * (In.w + 2 * P));
         // The epilogue over a GEMM's output, in place.
         void apply_epilogue(run_context& cx, const kernels::conv_epilogue& e, float* y, std::size_t cols) const {
             if (e.empty()) return;
