@@ -327,10 +327,11 @@ TEST_CASE("direct and few-pixel convolutions equal the definition: kernels, padd
             check_direct_kernels<3>(g{3, 4, 1, 1, 3, 1}, m, e);
             check_direct_kernels<3>(g{1, 5, 4, 4, 3, 0}, m, e);
             check_direct_kernels<3>(g{2, 6, 32, 3, 3, 1}, m, e);
-            // Rows of 1, 2 and 4 AVX-512 vectors (the row tiles there).
+            // Rows of 1, 2 and 4 AVX-512 vectors (the row tiles there), and of 3.
             check_direct_kernels<3>(g{2, 3, 4, 16, 3, 1}, m, e);
             check_direct_kernels<3>(g{1, 2, 3, 32, 3, 1}, m, e);
             check_direct_kernels<3>(g{1, 2, 2, 64, 3, 1}, m, e);
+            check_direct_kernels<3>(g{2, 2, 3, 48, 3, 1}, m, e);  // 3 vectors: the positions tile
             check_direct_kernels<1>(g{2, 7, 3, 5, 1, 0}, m, e);
             check_direct_kernels<1>(g{1, 40, 1, 1, 1, 0}, m, e);
             check_direct_kernels<5>(g{1, 2, 6, 6, 5, 2}, m, e);

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
 #include <immintrin.h>
 #endif
 
@@ -94,7 +94,7 @@ struct conv_columns_transposed {
     conv_geometry g;
 };
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
 namespace columns_detail {
 
 // The 16 x 16 transpose of r (row i becomes column i), in the usual four shuffle stages. The
@@ -167,7 +167,7 @@ inline void pack_b(const conv_columns_transposed& s, std::size_t k0, std::size_t
                    float* out) {
     constexpr std::size_t NR = gemm_detail::NR;
     const auto& g = s.g;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
     // Stride 1: 16 pixels x 16 columns at a time, gathered as 16 rows of the column matrix and
     // transposed in registers, written as whole vectors (the scalar path below stores every
     // float NR floats from the last: 0.5-1.7 ns per element, as much as the products).

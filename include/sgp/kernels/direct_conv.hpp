@@ -192,16 +192,19 @@ void tiles(const direct_geometry& g, const float* xpad, const float* wpk, std::s
 #if SGP_DIRECT_ROWS_AVX512
 namespace direct_detail {
 
-// A 3x3, padding-1 convolution on AVX-512 whose rows are 1-4 whole vectors (32x32 and 16x16
-// maps): the input is read as it is, in aligned vectors, one output row at a time, with no
-// padded copy, no positions computed in the padding, no unaligned loads and no scratch output.
+// A 3x3, padding-1 convolution on AVX-512 whose rows are 1, 2 or 4 whole vectors (maps 16, 32 or
+// 64 pixels wide): the input is read as it is, in whole vectors, one output row at a time, with
+// no padded copy, no positions computed in the padding, and no scratch output. The loads are
+// aligned where the activations are (sgp's buffers are 64-byte aligned, and so is every row of
+// such a map), so none is split across cache lines.
 // The taps one column left and right are made in registers by valignd with the neighbouring
 // vector (zero beyond either edge); rows above and below the map read zeros. The epilogue is
 // applied as the row is stored. Per input channel and kernel row: VT + 2 loads, 2 VT shuffles,
 // 24 B weight broadcasts, 24 B VT FMAs. Each output sums over (c, ky, kx) in the same order as
 // the positions tile above.
 inline bool rows_apply(const direct_geometry& g) {
-    return simd::width == 16 && g.k == 3 && g.pad == 1 && g.w % 16 == 0 && g.w / 16 >= 1 && g.w / 16 <= 4;
+    const std::size_t v = g.w / 16;  // a row is covered by tiles of 1 vector or of 2
+    return simd::width == 16 && g.k == 3 && g.pad == 1 && g.w % 16 == 0 && (v == 1 || v == 2 || v == 4);
 }
 
 // B blocks of R = 8 output channels x VT vectors of one output row, from vector v0 of `vectors`.
@@ -263,8 +266,8 @@ template <std::size_t B, std::size_t VT>
     }
 }
 
-// y[M][N][H][W] = epilogue(conv(x, W)) by row tiles: blocks of 8 output channels by rows of
-// 32 or 16 pixels (two blocks at a time on rows of one vector, to keep 16 accumulators).
+// y[M][N][H][W] = epilogue(conv(x, W)) by row tiles: blocks of 8 output channels by 2 vectors of
+// a row (two blocks at a time by 1 vector on rows of one vector, to keep 16 accumulators).
 inline void direct_rows(const direct_geometry& g, const float* x, const float* wpk, std::size_t m, float* y,
                         const conv_epilogue& e, thread_pool* pool) {
     const std::size_t vectors = g.w / 16, rows = g.n * g.h, cs = rows * g.w, bs = g.c * 9 * R;

@@ -114,12 +114,13 @@ void with_row_vectors(std::size_t vectors, F&& f) {
 }
 
 #if SGP_WEIGHT_GRAD_AVX512
-// The same tile on AVX-512 without the padded copy and without unaligned loads: each input row
-// is read as it is, in whole aligned vectors, and the taps at kx = 0 and 2 (one column left or
+// The same tile on AVX-512 without the padded copy: each input row is read as it is, in whole
+// vectors (aligned where the activations are: sgp's buffers are 64-byte aligned, and so is every
+// row of a map 16 pixels wide or a multiple), and the taps at kx = 0 and 2 (one column left or
 // right) are made in registers by valignd with the neighbouring vector, a zero vector beyond
 // either edge (the padding columns). Rows above and below the map read a row of zeros. Per row
-// of V vectors: R * V + 3 * V loads (none split across cache lines) and 4 * V shuffles for 18 * V
-// FMAs, against 11 * V loads, 6 * V of them split, in the portable tile.
+// of V vectors: R * V + 3 * V loads and 4 * V shuffles for 18 * V FMAs, against 11 * V loads, 6 * V
+// of them split across cache lines, in the portable tile.
 template <std::size_t Rt, std::size_t V>
 [[gnu::noinline]] void tile_avx512(const float* dy, std::size_t dys, const float* x, const direct_geometry& g,
                                    std::size_t row0, std::size_t rows, float* dw, std::size_t dws, bool first) {
