@@ -212,18 +212,14 @@ struct conv2d {
             if constexpr (!same_padded || !kernels::direct_weight_grad_applies(K, out_shape.w)) {
                 return false;
             } else {
-                if (p != precision::fp32) return false;
-                if (method_ != conv_method::automatic) return method_ == conv_method::direct;
-                return kernels::direct_weight_grad_pays(cin_, cout_);
+                return backward_direct(p, kernels::direct_weight_grad_pays(cin_, cout_));
             }
         }
         bool uses_direct_data_grad(precision p = precision::fp32) const {
             if constexpr (!same_padded) {
                 return false;
             } else {
-                if (p != precision::fp32) return false;
-                if (method_ != conv_method::automatic) return method_ == conv_method::direct;
-                return direct_pays(K, cout_, cin_, useful_plane);
+                return backward_direct(p, direct_pays(K, cout_, cin_, useful_plane));
             }
         }
 
@@ -319,6 +315,11 @@ struct conv2d {
         }
 
     private:
+        // A backward pass takes its direct kernel in fp32 when forced, or automatically where it pays.
+        bool backward_direct(precision p, bool pays) const {
+            if (p != precision::fp32) return false;
+            return method_ == conv_method::automatic ? pays : method_ == conv_method::direct;
+        }
         // Stride 1 with the output map the input's: the data gradient is a convolution too.
         static constexpr bool same_padded = S == 1 && 2 * P + 1 == K && K > 1;
         // The output plane's share of the padded plane the direct kernels compute on.
