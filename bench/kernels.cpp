@@ -208,7 +208,7 @@ backward_figure compare_backward(const options& o, sgp::thread_pool* pool, std::
     };
     f.w_gemm = time(sgp::layers::conv_method::gemm, nullptr);
     f.wx_gemm = time(sgp::layers::conv_method::gemm, b.dx.data());
-    if (sgp::kernels::direct_weight_grad_applies(3, HW)) f.w_direct = time(sgp::layers::conv_method::direct, nullptr);
+    if (sgp::kernels::direct_weight_grad_applies(3, 1, HW, HW)) f.w_direct = time(sgp::layers::conv_method::direct, nullptr);
     f.wx_direct = time(sgp::layers::conv_method::direct, b.dx.data());
     conv.set_method(sgp::layers::conv_method::automatic);
     return f;
@@ -247,12 +247,16 @@ int run_methods(const options& o) {
         bw.push_back(compare_backward<16>(o, p, 128, 128, n));
         bw.push_back(compare_backward<8>(o, p, 128, 256, n));
         bw.push_back(compare_backward<8>(o, p, 256, 256, n));
+        bw.push_back(compare_backward<4>(o, p, 256, 512, n));
         bw.push_back(compare_backward<4>(o, p, 512, 512, n));
+        bw.push_back(compare_backward<2>(o, p, 512, 512, n));
         bw.push_back(compare_backward<32>(o, p, 1, 8, n));
         bw.push_back(compare_backward<32>(o, p, 8, 16, n));
         bw.push_back(compare_backward<16>(o, p, 16, 24, n));
         bw.push_back(compare_backward<16>(o, p, 24, 24, n));
         bw.push_back(compare_backward<8>(o, p, 32, 32, n));
+        bw.push_back(compare_backward<4>(o, p, 32, 32, n));
+        bw.push_back(compare_backward<2>(o, p, 32, 32, n));
         // ResNet-20/56's stages (16, 32, 64 channels).
         bw.push_back(compare_backward<32>(o, p, 16, 16, n));
         bw.push_back(compare_backward<16>(o, p, 32, 32, n));

@@ -328,10 +328,19 @@ TEST_CASE("direct and few-pixel convolutions equal the definition: kernels, padd
             check_direct_kernels<3>(g{1, 5, 4, 4, 3, 0}, m, e);
             check_direct_kernels<3>(g{2, 6, 32, 3, 3, 1}, m, e);
             // Rows of 1, 2 and 4 AVX-512 vectors (the row tiles there), and of 3.
-            check_direct_kernels<3>(g{2, 3, 4, 16, 3, 1}, m, e);
+            check_direct_kernels<3>(g{2, 3, 4, 16, 3, 1}, m, e);  // pairs of rows on AVX-512
+            check_direct_kernels<3>(g{2, 2, 5, 16, 3, 1}, m, e);  // an odd height: rows one at a time
             check_direct_kernels<3>(g{1, 2, 3, 32, 3, 1}, m, e);
             check_direct_kernels<3>(g{1, 2, 2, 64, 3, 1}, m, e);
             check_direct_kernels<3>(g{2, 2, 3, 48, 3, 1}, m, e);  // 3 vectors: the positions tile
+            // The small maps (the small-map tiles on AVX-512): images over several vectors, one
+            // image per vector, four per vector with a partial last vector.
+            check_direct_kernels<3>(g{3, 3, 8, 8, 3, 1}, m, e);
+            check_direct_kernels<3>(g{1, 2, 12, 8, 3, 1}, m, e);
+            check_direct_kernels<3>(g{3, 4, 4, 4, 3, 1}, m, e);
+            check_direct_kernels<3>(g{1, 5, 4, 4, 3, 1}, m, e);  // one vector in all: blocks in pairs
+            check_direct_kernels<3>(g{5, 3, 2, 2, 3, 1}, m, e);
+            check_direct_kernels<3>(g{8, 2, 2, 2, 3, 1}, m, e);
             check_direct_kernels<1>(g{2, 7, 3, 5, 1, 0}, m, e);
             check_direct_kernels<1>(g{1, 40, 1, 1, 1, 0}, m, e);
             check_direct_kernels<5>(g{1, 2, 6, 6, 5, 2}, m, e);
@@ -359,9 +368,9 @@ TEST_CASE("a conv2d layer's algorithms agree, and the automatic choice follows t
         REQUIRE(a.size() == b.size());
         for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == doctest::Approx(b[i]).epsilon(1e-4).scale(1));
     };
-    // 48 output channels on a map of at most few_pixel_limit pixels (4x4 on AVX-512, 2x2 on
-    // narrower vectors): every algorithm applies at batch 1, the few-pixel kernel not at `over`.
-    constexpr std::size_t side = sgp::kernels::few_pixel_limit >= 16 ? 4 : 2;
+    // 48 output channels on a 2x2 map: every algorithm applies at batch 1, the few-pixel kernel
+    // not at `over`.
+    constexpr std::size_t side = 2;
     constexpr std::size_t over = sgp::kernels::few_pixel_limit / (side * side) + 1;
     sgp::layers::conv3x3<48, true>::bind<sgp::shape{12, side, side, false}> conv;
     sgp::rng r(4);
@@ -373,11 +382,19 @@ TEST_CASE("a conv2d layer's algorithms agree, and the automatic choice follows t
     conv.set_method(conv_method::automatic);
     CHECK(conv.uses_few_pixel(1));
     CHECK_FALSE(conv.uses_few_pixel(over));
-    // 4x4 maps leave 16 of 36 padded positions useful (2x2 ones 4 of 16): wide layers keep the
-    // GEMM, narrow ones not.
-    CHECK_FALSE(conv.uses_direct());
+    // Through the padded copy 4x4 maps leave 16 of 36 positions useful (2x2 ones 4 of 16): wide
+    // layers keep the GEMM, narrow ones not. On AVX-512 the small-map tiles compute no padding,
+    // and every layer takes them.
+    CHECK(conv.uses_direct() == sgp::kernels::small_map_applies(3, 1, side, side));
+    CHECK(sgp::kernels::small_map_applies(3, 1, side, side) == (sgp::simd::width == 16));
     conv.set_out_channels(32);
     CHECK(conv.uses_direct());
+    // 4x4 maps: on AVX-512 the small-map tiles rather than the few-pixel kernel at batch 1 (which
+    // applies there, when forced); elsewhere 16 pixels exceed the few-pixel limit.
+    sgp::layers::conv3x3<48>::bind<sgp::shape{12, 4, 4, false}> map4;
+    CHECK_FALSE(map4.uses_few_pixel(1));
+    map4.set_method(conv_method::few_pixel);
+    CHECK(map4.uses_few_pixel(1) == (sgp::kernels::few_pixel_limit >= 16));
     // A 1x1 convolution keeps the GEMM (its input is the column matrix as it is).
     sgp::layers::conv1x1<16>::bind<sgp::shape{12, side, side, false}> pointwise;
     CHECK_FALSE(pointwise.uses_direct());
@@ -393,10 +410,15 @@ TEST_CASE("the direct weight gradient equals the definition, for any thread coun
     constexpr std::size_t W = sgp::simd::width;
     using g_t = k::direct_geometry;  // n, c, h, w, k, pad
     // Rows of 1, 2 and 4 vectors; images that split across the 4096-pixel chunks; output
-    // channel counts with tails of every size.
-    for (const g_t g : {g_t{2, 3, 5, W, 3, 1}, g_t{3, 1, 2 * W, 2 * W, 3, 1}, g_t{1, 2, 3, 4 * W, 3, 1},
-                        g_t{9, 2, 2 * W, 2 * W, 3, 1}}) {
-        REQUIRE(k::direct_weight_grad_applies(3, g.ow()));
+    // channel counts with tails of every size. On AVX-512 also the small maps (8 wide over 4 and
+    // 12 rows, 4x4, 2x2 with a partial last vector), across the runs of 256 vectors.
+    std::vector<g_t> shapes{g_t{2, 3, 5, W, 3, 1}, g_t{3, 1, 2 * W, 2 * W, 3, 1}, g_t{1, 2, 3, 4 * W, 3, 1},
+                            g_t{9, 2, 2 * W, 2 * W, 3, 1}};
+    if (k::small_map_applies(3, 1, 8, 8))
+        shapes.insert(shapes.end(), {g_t{3, 2, 8, 8, 3, 1}, g_t{2, 3, 12, 8, 3, 1}, g_t{70, 1, 8, 8, 3, 1},
+                                     g_t{5, 3, 4, 4, 3, 1}, g_t{7, 2, 2, 2, 3, 1}, g_t{1100, 1, 2, 2, 3, 1}});
+    for (const g_t g : shapes) {
+        REQUIRE(k::direct_weight_grad_applies(3, 1, g.oh(), g.ow()));
         for (std::size_t m : {1, 2, 3, 5}) {
             INFO("n ", g.n, " c ", g.c, " map ", g.h, "x", g.w, " m ", m);
             const std::size_t pixels = g.n * g.oh() * g.ow();
@@ -435,8 +457,12 @@ TEST_CASE("the direct weight gradient equals the definition, for any thread coun
             CHECK(dw1 == dw2);  // threads split tiles, never a sum
         }
     }
-    CHECK_FALSE(k::direct_weight_grad_applies(3, 5 * W));  // rows of more than 4 vectors
-    CHECK_FALSE(k::direct_weight_grad_applies(5, W));
+    CHECK_FALSE(k::direct_weight_grad_applies(3, 1, 5, 5 * W));  // rows of more than 4 vectors
+    CHECK_FALSE(k::direct_weight_grad_applies(5, 2, 5, W));
+    // 8 wide and 6 tall: rows of whole vectors below AVX-512 (up to 4); on AVX-512 not a small
+    // map (8-wide maps take rows in fours).
+    CHECK(k::direct_weight_grad_applies(3, 1, 6, 8) == (8 % W == 0 && 8 / W <= 4));
+    CHECK(k::direct_weight_grad_applies(3, 1, 3, 3) == (W == 1));  // rows of 3 whole vectors in a scalar build
 }
 
 TEST_CASE(
@@ -487,9 +513,21 @@ TEST_CASE(
     if (W >= 8) CHECK(wide.uses_direct_data_grad());  // a map of 16x16 or more: the padding is small
     wide.set_input_channels(1);
     CHECK(wide.uses_direct_weight_grad());
-    sgp::layers::conv3x3<64>::bind<sgp::shape{64, 2, 2, false}> small_map;
-    CHECK_FALSE(small_map.uses_direct_data_grad());
-    CHECK_FALSE(small_map.uses_direct_weight_grad());
+    // Small maps: on AVX-512 the small-map tiles (no padding computed) for both gradients, but
+    // for the weight gradient of wide layers on 2x2 maps, where the GEMM was measured faster;
+    // elsewhere the GEMM for wide layers.
+    constexpr bool avx512 = W == 16;
+    sgp::layers::conv3x3<64>::bind<sgp::shape{64, 2, 2, false}> map2;
+    CHECK(map2.uses_direct_data_grad() == avx512);
+    CHECK_FALSE(map2.uses_direct_weight_grad());
+    map2.set_out_channels(32);  // narrow: also the scalar build's portable tile (rows of 2 whole "vectors")
+    CHECK(map2.uses_direct_weight_grad() == (avx512 || W == 1));
+    sgp::layers::conv3x3<64>::bind<sgp::shape{64, 4, 4, false}> map4;
+    CHECK(map4.uses_direct_data_grad() == avx512);
+    CHECK(map4.uses_direct_weight_grad() == avx512);
+    sgp::layers::conv3x3<64>::bind<sgp::shape{64, 8, 8, false}> map8;
+    CHECK(map8.uses_direct_data_grad() == avx512);
+    CHECK(map8.uses_direct_weight_grad() == avx512);
 }
 
 TEST_CASE("evaluation fuses conv, batch norm and relu: the same output bit for bit, fused-away activations refused") {
@@ -523,4 +561,28 @@ TEST_CASE("evaluation fuses conv, batch norm and relu: the same output bit for b
     for (std::size_t i : {0, 3, 4, 6, 8, 9, 10}) CHECK_NOTHROW(net.activation(i));
     forward(false);
     CHECK_NOTHROW(net.activation(1));
+}
+
+TEST_CASE("the vector 2x2 max pool equals the scalar one on every map it serves, tails and odd sizes included") {
+    namespace k = sgp::kernels;
+    // Maps from 8 to 70 pixels wide (one to three 32-column steps, partial ones), odd heights
+    // and widths (the last row or column dropped, as the floor of (h - 2) / 2 + 1 does).
+    for (std::size_t h : {2, 5, 8, 9}) {
+        for (std::size_t w : {7, 8, 9, 16, 31, 32, 33, 48, 70}) {
+            const k::pool_geometry g{h, w, 2, 2, (h - 2) / 2 + 1, (w - 2) / 2 + 1};
+            INFO("map ", h, "x", w);
+            const auto x = random_vector(h * w, 50 + w);
+            std::vector<float> want(g.oh * g.ow, -1.f), got(want.size() + 1, -2.f);  // one float past: untouched
+            k::max_pool_plane(g, x.data(), want.data());
+            if (!k::max_pool_2x2_applies(g)) {
+                CHECK((w < 8 || sgp::simd::width != 16));
+                continue;
+            }
+#if SGP_POOL_AVX512
+            k::max_pool_2x2_plane(g, x.data(), got.data());
+#endif
+            CHECK(std::equal(want.begin(), want.end(), got.begin()));
+            CHECK(got.back() == -2.f);
+        }
+    }
 }

@@ -19,122 +19,16 @@
 
 #include "sgp/core/parallel.hpp"
 #include "sgp/core/simd.hpp"
+#include "sgp/kernels/conv_epilogue.hpp"
 #include "sgp/kernels/copy.hpp"
+#include "sgp/kernels/direct_geometry.hpp"
+#include "sgp/kernels/small_map_conv.hpp"
 
-#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
+#if SGP_AVX512_TAPS
 #define SGP_DIRECT_ROWS_AVX512 1
-#include <immintrin.h>
-
-#include <type_traits>
 #endif
 
 namespace sgp::kernels {
-
-namespace direct_detail {
-// Output channels per register tile: 8 x 3 accumulators fit AVX-512's 32 registers with the
-// inputs; 4 x 3 fit the 16 of AVX2 (NEON has 32, but 4-wide vectors want more positions).
-inline constexpr std::size_t R = simd::width >= 16 ? 8 : 4;
-inline constexpr std::size_t max_vectors = 3;
-constexpr std::size_t round_up(std::size_t x, std::size_t m) {
-    return (x + m - 1) / m * m;
-}
-}  // namespace direct_detail
-
-// What follows the convolution, applied while its output is written: y = relu((v + bias) *
-// scale + shift), each part optional. With scale/shift of a batch norm in evaluation mode this
-// is the fused conv -> batch_norm -> relu; the arithmetic is the unfused layers' own. relu6
-// clamps to [0, 6] instead (conv -> batch_norm -> relu6); it is looked at only when relu is
-// false, so set one of the two.
-struct conv_epilogue {
-    const float* bias = nullptr;
-    const float* scale = nullptr;
-    const float* shift = nullptr;
-    bool relu = false;
-    bool relu6 = false;
-
-    // The epilogue of one output channel.
-    struct channel {
-        simd::vec b, a, t;
-        float bs, as, ts;
-        const conv_epilogue* e;
-        simd::vec operator()(simd::vec v) const {
-            if (e->bias) v = v + b;
-            if (e->scale) v = simd::fma(v, a, t);
-            if (e->relu)
-                v = simd::relu(v);
-            else if (e->relu6)
-                v = simd::relu6(v);
-            return v;
-        }
-        float operator()(float v) const {
-            if (e->bias) v = v + bs;
-            if (e->scale) v = std::fma(v, as, ts);  // fused, as the vector lanes
-            if (e->relu)
-                v = v > 0.f ? v : 0.f;
-            else if (e->relu6)
-                v = simd::relu6(v);
-            return v;
-        }
-    };
-    channel of(std::size_t m) const {
-        const float bs = bias ? bias[m] : 0.f, as = scale ? scale[m] : 1.f, ts = shift ? shift[m] : 0.f;
-        return {simd::vec(bs), simd::vec(as), simd::vec(ts), bs, as, ts, this};
-    }
-    // dst[i] = f(src[i]) for output channel m.
-    void apply(std::size_t m, const float* src, float* dst, std::size_t len) const {
-        const channel f = of(m);
-        std::size_t i = 0;
-        for (; i + simd::width <= len; i += simd::width) f(simd::vec::load_unaligned(src + i)).store_unaligned(dst + i);
-        for (; i < len; ++i) dst[i] = f(src[i]);
-    }
-    bool empty() const { return !bias && !scale && !relu && !relu6; }
-};
-
-struct direct_geometry {
-    std::size_t n, c, h, w;  // batch, active input channels, input map
-    std::size_t k, pad;      // square kernel, zero padding; stride 1
-    std::size_t hp() const { return h + 2 * pad; }
-    std::size_t wp() const { return w + 2 * pad; }
-    std::size_t oh() const { return hp() - k + 1; }
-    std::size_t ow() const { return wp() - k + 1; }
-    // Positions computed: up to the last output row of the last image (the rows below it,
-    // padding of the last image, feed no output).
-    std::size_t positions() const { return ((n - 1) * hp() + oh()) * wp(); }
-    // Floats per padded input channel: the map, plus the taps of the last (rounded up) vector.
-    std::size_t in_stride() const { return direct_detail::round_up(n * hp() * wp() + k + simd::width, simd::width); }
-    // Floats per output channel in the position domain.
-    std::size_t out_stride() const { return direct_detail::round_up(positions(), simd::width); }
-    // Scratch floats: the padded input and the outputs of m channels (rounded up to R).
-    std::size_t input_floats() const { return c * in_stride(); }
-    std::size_t output_floats(std::size_t m) const {
-        return direct_detail::round_up(m, direct_detail::R) * out_stride();
-    }
-};
-
-// Floats of the packed weights for m output channels.
-inline std::size_t direct_weights_size(std::size_t m, std::size_t c, std::size_t k) {
-    return direct_detail::round_up(m, direct_detail::R) * c * k * k;
-}
-// Weights [M][C][K][K] into [M / R][C * K * K][R], the last block zero padded.
-inline void pack_direct_weights(const float* w, std::size_t m, std::size_t c, std::size_t k, float* out) {
-    constexpr std::size_t R = direct_detail::R;
-    const std::size_t taps = c * k * k;
-    for (std::size_t b = 0; b < m; b += R)
-        for (std::size_t t = 0; t < taps; ++t)
-            for (std::size_t r = 0; r < R; ++r) *out++ = b + r < m ? w[(b + r) * taps + t] : 0.f;
-}
-
-// The data gradient of a stride-1, same-padded convolution is the convolution of dY with the
-// weights turned around, W'[c][o][ky][kx] = W[o][c][K-1-ky][K-1-kx]: its packed weights
-// straight from W ([M][C][K][K]), for C output channels over M input channels.
-inline void pack_direct_weights_flipped(const float* w, std::size_t m, std::size_t c, std::size_t k, float* out) {
-    constexpr std::size_t R = direct_detail::R;
-    const std::size_t kk = k * k;
-    for (std::size_t b = 0; b < c; b += R)
-        for (std::size_t o = 0; o < m; ++o)
-            for (std::size_t i = 0; i < kk; ++i)
-                for (std::size_t r = 0; r < R; ++r) *out++ = b + r < c ? w[(o * c + b + r) * kk + kk - 1 - i] : 0.f;
-}
 
 namespace direct_detail {
 
@@ -202,9 +96,12 @@ namespace direct_detail {
 // applied as the row is stored. Per input channel and kernel row: VT + 2 loads, 2 VT shuffles,
 // 24 B weight broadcasts, 24 B VT FMAs. Each output sums over (c, ky, kx) in the same order as
 // the positions tile above.
+constexpr bool rows_apply(std::size_t k, std::size_t pad, std::size_t w) {
+    const std::size_t v = w / 16;  // a row is covered by tiles of 1 vector or of 2
+    return simd::width == 16 && k == 3 && pad == 1 && w % 16 == 0 && (v == 1 || v == 2 || v == 4);
+}
 inline bool rows_apply(const direct_geometry& g) {
-    const std::size_t v = g.w / 16;  // a row is covered by tiles of 1 vector or of 2
-    return simd::width == 16 && g.k == 3 && g.pad == 1 && g.w % 16 == 0 && (v == 1 || v == 2 || v == 4);
+    return rows_apply(g.k, g.pad, g.w);
 }
 
 // B blocks of R = 8 output channels x VT vectors of one output row, from vector v0 of `vectors`.
@@ -215,12 +112,6 @@ template <std::size_t B, std::size_t VT>
     static_assert(R == 8);
     alignas(64) static constexpr float zeros[64] = {};
     const __m512 zero = _mm512_setzero_ps();
-    auto shift = [](__m512 hi, __m512 lo, auto imm) {  // zero-masked: GCC 12 warns inside the plain form
-        return _mm512_castsi512_ps(
-            _mm512_maskz_alignr_epi32(0xFFFF, _mm512_castps_si512(hi), _mm512_castps_si512(lo), imm.value));
-    };
-    using left = std::integral_constant<int, 15>;
-    using right = std::integral_constant<int, 1>;
     const std::size_t oy = row % h;
     const bool has_left = v0 > 0, has_right = v0 + VT < vectors;
     __m512 acc[B * R][VT];
@@ -239,9 +130,9 @@ template <std::size_t B, std::size_t VT>
             __m512 taps[3][VT];
             SGP_UNROLL(2)
             for (std::size_t t = 0; t < VT; ++t) {
-                taps[0][t] = shift(xv[t + 1], xv[t], left{});
+                taps[0][t] = avx512_taps::align<15>(xv[t + 1], xv[t]);  // column - 1
                 taps[1][t] = xv[t + 1];
-                taps[2][t] = shift(xv[t + 2], xv[t + 1], right{});
+                taps[2][t] = avx512_taps::align<1>(xv[t + 2], xv[t + 1]);  // column + 1
             }
             const float* wt = wpk + (c * 9 + ky * 3) * R;
             SGP_UNROLL(3)
@@ -266,12 +157,72 @@ template <std::size_t B, std::size_t VT>
     }
 }
 
+// 8 output channels x two consecutive output rows (`row`, even within its image, and the next) of
+// a map one vector wide (16 pixels): the same 16 accumulators as two blocks over one row, with
+// half the weight broadcasts (each used by both rows). Per input channel and kernel row: the
+// taps of the two input rows it reads (4 shuffles), 24 broadcasts, 48 FMAs; each output sums in
+// the row tile's order.
+[[gnu::noinline]] inline void row_pair_tile(const float* x, std::size_t cs, std::size_t channels, std::size_t h,
+                                            std::size_t row, const float* wpk, float* y, std::size_t ys, std::size_t o0,
+                                            std::size_t m, const conv_epilogue& e) {
+    static_assert(R == 8);
+    const __m512 zero = _mm512_setzero_ps();
+    const std::size_t oy = row % h;
+    const bool above = oy > 0, below = oy + 2 < h;
+    __m512 acc[R][2];
+    SGP_UNROLL(8)  // unrolled, as every loop over the accumulators (see small_map_conv.hpp)
+    for (std::size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = zero;
+    const float* s = x + row * 16;
+    for (std::size_t c = 0; c < channels; ++c, s += cs, wpk += 9 * R) {
+        // Input rows oy - 1 .. oy + 2 (zeros outside the map).
+        const __m512 in[4] = {above ? _mm512_loadu_ps(s - 16) : zero, _mm512_loadu_ps(s), _mm512_loadu_ps(s + 16),
+                              below ? _mm512_loadu_ps(s + 32) : zero};
+        SGP_UNROLL(3)
+        for (std::size_t ky = 0; ky < 3; ++ky) {
+            __m512 taps[2][3];  // [output row][kx]: input row t + ky
+            SGP_UNROLL(2)
+            for (std::size_t t = 0; t < 2; ++t) {
+                taps[t][0] = avx512_taps::align<15>(in[t + ky], zero);  // column - 1
+                taps[t][1] = in[t + ky];
+                taps[t][2] = avx512_taps::align<1>(zero, in[t + ky]);  // column + 1
+            }
+            SGP_UNROLL(3)
+            for (std::size_t kx = 0; kx < 3; ++kx) {
+                SGP_UNROLL(8)
+                for (std::size_t r = 0; r < R; ++r) {
+                    const __m512 wv = _mm512_set1_ps(wpk[(ky * 3 + kx) * R + r]);
+                    acc[r][0] = _mm512_fmadd_ps(wv, taps[0][kx], acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(wv, taps[1][kx], acc[r][1]);
+                }
+            }
+        }
+    }
+    SGP_UNROLL(8)
+    for (std::size_t r = 0; r < R; ++r) {
+        if (o0 + r >= m) break;
+        const auto f = e.of(o0 + r);
+        f(simd::vec(acc[r][0])).store_unaligned(y + r * ys);
+        f(simd::vec(acc[r][1])).store_unaligned(y + r * ys + 16);
+    }
+}
+
 // y[M][N][H][W] = epilogue(conv(x, W)) by row tiles: blocks of 8 output channels by 2 vectors of
-// a row (two blocks at a time by 1 vector on rows of one vector, to keep 16 accumulators).
+// a row; on rows of one vector, by pairs of rows (images of an even height) or two blocks at a
+// time by one row, to keep 16 accumulators.
 inline void direct_rows(const direct_geometry& g, const float* x, const float* wpk, std::size_t m, float* y,
                         const conv_epilogue& e, thread_pool* pool) {
     const std::size_t vectors = g.w / 16, rows = g.n * g.h, cs = rows * g.w, bs = g.c * 9 * R;
     const std::size_t blocks = (m + R - 1) / R;
+    if (vectors == 1 && g.h % 2 == 0) {
+        // Row-major over (pair of rows, channel block), as below.
+        parallel_for(pool, rows / 2 * blocks, blocks, [&](std::size_t i0, std::size_t i1) {
+            for (std::size_t i = i0; i < i1; ++i) {
+                const std::size_t row = i / blocks * 2, b = i % blocks, o0 = b * R;
+                row_pair_tile(x, cs, g.c, g.h, row, wpk + b * bs, y + o0 * cs + row * 16, cs, o0, m, e);
+            }
+        });
+        return;
+    }
     const std::size_t B = vectors == 1 ? 2 : 1, VT = vectors == 1 ? 1 : 2;
     const std::size_t groups = (blocks + B - 1) / B, halves = vectors / VT;
     // Row-major over (row, part of the row, channel group): a thread keeps the rows it reads in
@@ -294,6 +245,15 @@ inline void direct_rows(const direct_geometry& g, const float* x, const float* w
 
 }  // namespace direct_detail
 #endif
+
+// Whether direct_conv reads a K x K convolution's h x w map as it is, computing only output
+// pixels (the row tiles or the small-map tiles), rather than through the padded copy.
+constexpr bool direct_waste_free(std::size_t k, std::size_t pad, std::size_t h, std::size_t w) {
+#if SGP_DIRECT_ROWS_AVX512
+    if (direct_detail::rows_apply(k, pad, w)) return true;
+#endif
+    return small_map_applies(k, pad, h, w);
+}
 
 // The padded copy of x ([C][N][H][W]) that direct_conv reads.
 inline void pad_input(const direct_geometry& g, const float* x, float* xpad, thread_pool* pool) {
@@ -319,6 +279,7 @@ void direct_conv(const direct_geometry& g, const float* x, const float* wpk, std
 #if SGP_DIRECT_ROWS_AVX512
     if constexpr (K == 3) {
         if (direct_detail::rows_apply(g)) return direct_detail::direct_rows(g, x, wpk, m, y, e, pool);
+        if (small_map_applies(g)) return small_map_conv(g, x, wpk, m, y, e, pool);
     }
 #endif
     pad_input(g, x, xpad, pool);

@@ -18,15 +18,17 @@
 // on the thread count.
 #include <algorithm>
 #include <cstddef>
-#include <type_traits>
-#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
-#define SGP_WEIGHT_GRAD_AVX512 1
-#include <immintrin.h>
-#endif
 
 #include "sgp/core/parallel.hpp"
 #include "sgp/core/simd.hpp"
+#include "sgp/kernels/avx512_sum_lanes.hpp"
+#include "sgp/kernels/avx512_taps.hpp"
 #include "sgp/kernels/direct_conv.hpp"
+#include "sgp/kernels/small_map_conv.hpp"
+
+#if SGP_AVX512_TAPS
+#define SGP_WEIGHT_GRAD_AVX512 1
+#endif
 
 namespace sgp::kernels {
 
@@ -127,17 +129,12 @@ template <std::size_t Rt, std::size_t V>
     alignas(64) static constexpr float zeros[16 * V] = {};
     const std::size_t w = g.w, h = g.h;  // the output map is the input's (3x3, padding 1)
     const __m512 zero = _mm512_setzero_ps();
-    // valignd: lanes [imm, 16) of lo, then lanes [0, imm) of hi (zero-masked form: GCC 12 warns
-    // inside the plain one).
-    auto shift = [](__m512 hi, __m512 lo, auto imm) {
-        return _mm512_castsi512_ps(
-            _mm512_maskz_alignr_epi32(0xFFFF, _mm512_castps_si512(hi), _mm512_castps_si512(lo), imm.value));
-    };
-    using left = std::integral_constant<int, 15>;  // column - 1
-    using right = std::integral_constant<int, 1>;  // column + 1
     __m512 acc[Rt][9];
-    for (auto& a : acc)
-        for (auto& t : a) t = zero;
+    SGP_UNROLL(2)  // unrolled, as every loop over the accumulators (see small_map_conv.hpp)
+    for (std::size_t r = 0; r < Rt; ++r) {
+        SGP_UNROLL(9)
+        for (std::size_t t = 0; t < 9; ++t) acc[r][t] = zero;
+    }
     std::size_t oy = row0 % h;
     const float* d = dy + row0 * w;
     const float* s = x + row0 * w;
@@ -156,8 +153,8 @@ template <std::size_t Rt, std::size_t V>
             for (std::size_t v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(in[ky] + v * 16);
             SGP_UNROLL(4)
             for (std::size_t v = 0; v < V; ++v) {
-                const __m512 taps[3] = {shift(xv[v], v > 0 ? xv[v - 1] : zero, left{}), xv[v],
-                                        shift(v + 1 < V ? xv[v + 1] : zero, xv[v], right{})};
+                const __m512 taps[3] = {avx512_taps::align<15>(xv[v], v > 0 ? xv[v - 1] : zero),  // column - 1
+                                        xv[v], avx512_taps::align<1>(v + 1 < V ? xv[v + 1] : zero, xv[v])};
                 SGP_UNROLL(3)
                 for (std::size_t kx = 0; kx < 3; ++kx) {
                     SGP_UNROLL(3)
@@ -170,15 +167,7 @@ template <std::size_t Rt, std::size_t V>
         s += w;
         if (++oy == h) oy = 0;
     }
-    for (std::size_t r = 0; r < Rt; ++r)
-        for (std::size_t t = 0; t < 9; ++t) {
-            alignas(64) float lanes[16];
-            _mm512_store_ps(lanes, acc[r][t]);
-            float v = 0.f;
-            for (float l : lanes) v += l;
-            float& o = dw[r * dws + t];
-            o = first ? v : o + v;
-        }
+    avx512_sum_lanes::add_to(acc, dw, dws, first);
 }
 
 // AVX-512 reads x unpadded: only for 3x3 with padding 1, the output map the input's.
@@ -188,32 +177,41 @@ inline bool aligned_path(const direct_geometry& g) {
 #endif
 }  // namespace weight_grad_detail
 
-// Whether direct_weight_grad applies: 3x3, stride 1, and output rows of 1 to 4 whole vectors.
-constexpr bool direct_weight_grad_applies(std::size_t k, std::size_t ow) {
-    return k == 3 && ow % simd::width == 0 && ow / simd::width >= 1 &&
-           ow / simd::width <= weight_grad_detail::max_row_vectors;
+// Whether direct_weight_grad applies to a stride-1 3x3 convolution with padding `pad` and an
+// oh x ow output map: output rows of 1 to 4 whole vectors, or a map small_map_conv.hpp serves.
+constexpr bool direct_weight_grad_applies(std::size_t k, std::size_t pad, std::size_t oh, std::size_t ow) {
+    return (k == 3 && ow % simd::width == 0 && ow / simd::width >= 1 &&
+            ow / simd::width <= weight_grad_detail::max_row_vectors) ||
+           small_map_applies(k, pad, oh, ow);
 }
 
-// Whether it beats the GEMM (dY * col^T), measured per shape at batch 64 (bench_kernels
-// --methods, docs/performance.md). On AVX-512 (the aligned tile) everywhere it applies: 80-87 %
-// of the FMA peak on VGG's 32x32 and 16x16 layers against the GEMM's 51-66 %, whose transposed
-// packing costs as much as its products. The portable tile (split loads) only where the GEMM's
-// tiles are mostly padding: narrow layers (up to 32 output channels) and up to 4 input
-// channels (C * 9 columns fill one or two of its 32-wide tiles).
-constexpr bool direct_weight_grad_pays(std::size_t cin, std::size_t cout) {
+// Whether it beats the GEMM (dY * col^T) for an oh x ow output map, measured per shape at batch
+// 64 (bench_kernels --methods, docs/performance.md). On AVX-512 (the aligned tiles) wherever it
+// applies but on maps under 16 pixels: 80-90 % of the FMA peak on VGG's 32x32 to 4x4 layers
+// against the GEMM's 50-70 %, whose transposed packing costs as much as its products. On 2x2
+// maps a tile runs over 16 vectors only (at batch 64), and its fixed costs (the lane sums of 18
+// accumulators) leave it at 61 % against the GEMM's 72 % on wide layers. There, and wherever the
+// portable tile (split loads) runs, it is taken only where the GEMM's tiles are mostly padding:
+// narrow layers (up to 32 output channels) and up to 4 input channels (C * 9 columns fill one or
+// two of its 32-wide tiles).
+constexpr bool direct_weight_grad_pays(std::size_t cin, std::size_t cout, std::size_t oh, std::size_t ow) {
 #if SGP_WEIGHT_GRAD_AVX512
-    if (simd::width == 16) return true;
+    if (simd::width == 16 && oh * ow >= 16) return true;
 #endif
+    (void)oh, (void)ow;
     return cout <= 32 || cin <= 4;
 }
 
 // dw[M][C][3][3] = the weight gradient of a stride-1 3x3 convolution with input x
 // ([C][N][H][W], geometry g) and output gradient dy ([M][N][Oh][Ow]); needs
-// direct_weight_grad_applies(3, g.ow()). xpad: scratch of g.input_floats() floats (x padded).
-// Overwrites dw.
+// direct_weight_grad_applies(3, g.pad, g.oh(), g.ow()). xpad: scratch of g.input_floats() floats
+// (x padded). Overwrites dw.
 inline void direct_weight_grad(const direct_geometry& g, const float* x, const float* dy, std::size_t m, float* xpad,
                                float* dw, thread_pool* pool) {
     namespace d = weight_grad_detail;
+#if SGP_AVX512_TAPS
+    if (small_map_applies(g)) return small_map_weight_grad(g, x, dy, m, dw, pool);
+#endif
     constexpr std::size_t R = d::R;
 #if SGP_WEIGHT_GRAD_AVX512
     const bool aligned = d::aligned_path(g);

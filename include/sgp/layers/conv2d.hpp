@@ -145,9 +145,9 @@ struct conv2d {
                 return;
             }
             if (uses_direct()) {
-                const float* wpk =
-                    packed_.get(direct_layout, cout_, g.rows(), kernels::direct_weights_size(cout_, cin_, K),
-                                [&](float* out) { kernels::pack_direct_weights(weight_.data(), cout_, cin_, K, out); });
+                const float* wpk = packed_.get(
+                    direct_layout, cout_, g.rows(), kernels::direct_weights_size(cout_, cin_, K),
+                    [&](float* out) { kernels::pack_direct_weights(weight_.data(), cout_, cin_, K, out, cx.pool); });
                 kernels::direct_conv<K>(direct_geometry(n), x, wpk, cout_, cx.scratch->data(), cx.scratch2->data(), y,
                                         e, cx.pool);
                 return;
@@ -190,8 +190,13 @@ struct conv2d {
             if constexpr (S != 1) {
                 return false;
             } else {
-                // Measured for 3x3 kernels; a 1x1 keeps the GEMM (see direct_pays).
+                // Measured for 3x3 kernels; a 1x1 keeps the GEMM (see direct_pays). Where a plane
+                // fills an AVX-512 vector (4x4) the small-map tiles were measured faster at batch 1
+                // (1.2-1.6x; bench_kernels --methods), on 2x2 maps the few-pixel kernel (1.3-3x).
                 if (n * out_shape.plane() > kernels::few_pixel_limit) return false;
+                if (kernels::small_map_applies(K, P, In.h, In.w) && out_shape.plane() >= 16 &&
+                    method_ == conv_method::automatic)
+                    return false;
                 return (method_ == conv_method::automatic && K > 1) || method_ == conv_method::few_pixel;
             }
         }
@@ -209,10 +214,10 @@ struct conv2d {
         // bf16 runs its GEMM): the direct kernels where `method` is direct or, automatically, where
         // they were measured faster (bench_kernels --methods; docs/performance.md).
         bool uses_direct_weight_grad(precision p = precision::fp32) const {
-            if constexpr (!same_padded || !kernels::direct_weight_grad_applies(K, out_shape.w)) {
+            if constexpr (!same_padded || !kernels::direct_weight_grad_applies(K, P, out_shape.h, out_shape.w)) {
                 return false;
             } else {
-                return backward_direct(p, kernels::direct_weight_grad_pays(cin_, cout_));
+                return backward_direct(p, kernels::direct_weight_grad_pays(cin_, cout_, out_shape.h, out_shape.w));
             }
         }
         bool uses_direct_data_grad(precision p = precision::fp32) const {
@@ -254,7 +259,7 @@ struct conv2d {
                 // around (W'[c][o][ky][kx] = W[o][c][K-1-ky][K-1-kx]), so it needs neither the
                 // column gradient matrix nor col2im.
                 if (uses_direct_data_grad(p)) {
-                    kernels::pack_direct_weights_flipped(weight_.data(), cout_, cin_, K, flipped_.data());
+                    kernels::pack_direct_weights_flipped(weight_.data(), cout_, cin_, K, flipped_.data(), cx.pool);
                     const kernels::direct_geometry gt{n, cout_, out_shape.h, out_shape.w, K, P};
                     kernels::direct_conv<K>(gt, dy, flipped_.data(), cin_, cx.scratch->data(), cx.scratch2->data(), dx,
                                             kernels::conv_epilogue{}, cx.pool);
@@ -322,9 +327,12 @@ struct conv2d {
         }
         // Stride 1 with the output map the input's: the data gradient is a convolution too.
         static constexpr bool same_padded = S == 1 && 2 * P + 1 == K && K > 1;
-        // The output plane's share of the padded plane the direct kernels compute on.
+        // The output plane's share of the plane the direct kernels compute on: all of it where
+        // they read the map as it is (kernels::direct_waste_free), else the padded map.
         static constexpr double useful_plane =
-            static_cast<double>(out_shape.plane()) / static_cast<double>((In.h + 2 * P) * (In.w + 2 * P));
+            kernels::direct_waste_free(K, P, In.h, In.w)
+                ? 1.0
+                : static_cast<double>(out_shape.plane()) / static_cast<double>((In.h + 2 * P) * (In.w + 2 * P));
         // The epilogue over a GEMM's output, in place.
         void apply_epilogue(run_context& cx, const kernels::conv_epilogue& e, float* y, std::size_t cols) const {
             if (e.empty()) return;
