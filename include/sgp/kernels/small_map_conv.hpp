@@ -10,8 +10,8 @@
 // Every tap (dy, dx) of every lane is one masked valignd (kernels/avx512_taps.hpp) of the vector
 // with its neighbour D = dy * W + dx lanes away. Lanes whose tap is outside their image are
 // zeroed by the mask, a compile-time constant of (W, H, dy, dx); a neighbour that belongs to
-// another image (or lies outside the buffer) is loaded with an empty mask, as zeros. Nothing is
-// computed and dropped, and nothing is copied or packed but the weights.
+// another image (or lies outside the buffer) is not read: a zero vector. Nothing is computed and
+// dropped, and nothing is copied or packed but the weights.
 //
 // Forward (and the data gradient, the same convolution with flipped weights): a register tile
 // is 8 output channels x 2 vectors, as the row tiles of direct_conv (per tap 2 shuffles, 8
@@ -132,10 +132,11 @@ template <std::size_t W, std::size_t H, std::size_t B, std::size_t V>
     for (std::size_t c = 0; c < channels; ++c, x += cs, w += 9 * R) {
         __m512 xv[V + 2];
         if constexpr (H == 0) {
-            xv[0] = _mm512_maskz_loadu_ps(prev, x - 16);
+            // A neighbour of another image is not read (and its address not formed): zeros.
+            xv[0] = prev ? _mm512_loadu_ps(x - 16) : zero;
             xv[1] = _mm512_loadu_ps(x);
             xv[2] = _mm512_loadu_ps(x + 16);
-            xv[3] = _mm512_maskz_loadu_ps(next, x + 32);
+            xv[3] = next ? _mm512_loadu_ps(x + 32) : zero;
         } else {
             xv[0] = xv[V + 1] = zero;
             xv[1] = _mm512_maskz_loadu_ps(lanes0, x);
@@ -233,8 +234,8 @@ template <std::size_t W, std::size_t H, std::size_t Rt>
         for (std::size_t r = 0; r < Rt; ++r) dv[r] = _mm512_maskz_loadu_ps(lanes, dy + r * dys + p);
         cur = _mm512_maskz_loadu_ps(lanes, x + p);
         if constexpr (H == 0) {
-            prev = _mm512_maskz_loadu_ps(phase > 0 ? 0xFFFF : 0, x + p - 16);
-            next = _mm512_maskz_loadu_ps(phase + 1 < per_image ? 0xFFFF : 0, x + p + 16);
+            if (phase > 0) prev = _mm512_loadu_ps(x + p - 16);  // else another image's: zeros
+            if (phase + 1 < per_image) next = _mm512_loadu_ps(x + p + 16);
             if (++phase == per_image) phase = 0;
         }
         SGP_UNROLL(9)
