@@ -1,6 +1,7 @@
 // Kernels against plain reference loops.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <sgp/sgp.hpp>
 
 #include "helpers.hpp"
@@ -456,6 +457,17 @@ TEST_CASE("the direct weight gradient equals the definition, for any thread coun
             k::direct_weight_grad(g, x.data(), dy.data(), m, xpad.data(), dw2.data(), &pool);
             CHECK(dw1 == dw2);  // threads split tiles, never a sum
         }
+    }
+    // A partial last vector (2x2 maps, a batch not a multiple of 4) reads no lane past the plane:
+    // an Inf in the next input channel's first pixels must not reach channel 0's sums (0 * Inf).
+    if (k::small_map_applies(3, 1, 2, 2)) {
+        const g_t g{1, 2, 2, 2, 3, 1};
+        std::vector<float> x(2 * 4, 1.f), dy(4, 1.f), xpad(g.input_floats()), dw(2 * 9);
+        x[4] = x[5] = std::numeric_limits<float>::infinity();  // channel 1
+        k::direct_weight_grad(g, x.data(), dy.data(), 1, xpad.data(), dw.data(), nullptr);
+        // Channel 0: each tap sums the pixels of the 2x2 image it reaches (4, 2 or 1 of them).
+        const float want[9] = {1, 2, 1, 2, 4, 2, 1, 2, 1};
+        for (std::size_t t = 0; t < 9; ++t) CHECK(dw[t] == want[t]);
     }
     CHECK_FALSE(k::direct_weight_grad_applies(3, 1, 5, 5 * W));  // rows of more than 4 vectors
     CHECK_FALSE(k::direct_weight_grad_applies(5, 2, 5, W));

@@ -10,8 +10,8 @@
 // Every tap (dy, dx) of every lane is one masked valignd (kernels/avx512_taps.hpp) of the vector
 // with its neighbour D = dy * W + dx lanes away. Lanes whose tap is outside their image are
 // zeroed by the mask, a compile-time constant of (W, H, dy, dx); a neighbour that belongs to
-// another image (or lies outside the buffer) is not read: a zero vector. Nothing is computed and
-// dropped, and nothing is copied or packed but the weights.
+// another image is not read (a zero vector), and no lane past the plane's last pixel is loaded.
+// Nothing is computed and dropped, and nothing is copied or packed but the weights.
 //
 // Forward (and the data gradient, the same convolution with flipped weights): a register tile
 // is 8 output channels x 2 vectors, as the row tiles of direct_conv (per tap 2 shuffles, 8
@@ -113,7 +113,8 @@ inline constexpr std::size_t R = direct_detail::R;  // output channels per block
 // B blocks of R output channels (from o0, `outs` in all; blocks bs floats apart in w) x V
 // vectors from x (channel 0; channels cs floats apart) into y (the first channel's first vector;
 // channels ys apart): B = 1, V = 2 in general, B = 2, V = 1 where a plane is one vector (4x4 at
-// batch 1), so that no half of the tile is empty. prev / next: whether the vectors before and
+// batch 1), so that the tile is not half empty (but for an odd last block, which takes B = 1,
+// V = 2 with an empty second vector). prev / next: whether the vectors before and
 // after are of the same image (H = 0); lanes0 / lanes1: the pixels in each vector (H > 0: the
 // last vector of the plane may be partial).
 template <std::size_t W, std::size_t H, std::size_t B, std::size_t V>
@@ -240,11 +241,13 @@ template <std::size_t W, std::size_t H, std::size_t Rt>
         }
         SGP_UNROLL(9)
         for (int T = 0; T < 9; ++T) {
-            // The taps on the pixel's own row are (masked, unaligned) loads, the rows above and
-            // below shuffles: with all eight by valignd the shuffles bound the tile (measured
-            // 10-20 % slower on 4x4 and 2x2).
-            const __m512 tv = T / 3 == 1 ? _mm512_maskz_loadu_ps(layout<W, H>::tap_keep[T], x + p + T % 3 - 1)
-                                         : small_map_detail::tap<W, H>(T, prev, cur, next);
+            // The taps on the pixel's own row are unaligned loads, the rows above and below
+            // shuffles: with all eight by valignd the shuffles bound the tile (measured 10-20 %
+            // slower on 4x4 and 2x2). The load's mask is the tap's and the vector's pixels: a lane
+            // past the plane would read the next channel, or past the buffer.
+            const __m512 tv =
+                T / 3 == 1 ? _mm512_maskz_loadu_ps(__mmask16(layout<W, H>::tap_keep[T] & lanes), x + p + T % 3 - 1)
+                           : small_map_detail::tap<W, H>(T, prev, cur, next);
             SGP_UNROLL(2)
             for (std::size_t r = 0; r < Rt; ++r) acc[r][T] = _mm512_fmadd_ps(dv[r], tv, acc[r][T]);
         }
