@@ -8,7 +8,14 @@
 #define SGP_AVX512_TAPS 1
 #include <immintrin.h>
 
+#include <cstddef>
+
 namespace sgp::kernels::avx512_taps {
+
+// The mask of the first `count` lanes (all of them for 16 or more): a partial vector's pixels.
+inline __mmask16 first_lanes(std::size_t count) {
+    return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
+}
 
 // Lanes [Imm, 16) of lo, then lanes [0, Imm) of hi; lanes outside `keep` zero. (The zero-masked
 // form also for an all-ones mask: GCC 12 warns inside the plain one.)

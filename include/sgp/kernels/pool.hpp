@@ -2,9 +2,10 @@
 // Max and average pooling over one H x W plane (no padding). Max pooling's backward sends
 // the gradient to the first maximum of each window, as PyTorch does.
 #include <cstddef>
-#if defined(__AVX512F__) && !defined(SGP_NO_SIMD)
+
+#include "sgp/kernels/avx512_taps.hpp"
+#if SGP_AVX512_TAPS
 #define SGP_POOL_AVX512 1
-#include <immintrin.h>
 #endif
 
 namespace sgp::kernels {
@@ -34,7 +35,7 @@ inline void max_pool_plane(const pool_geometry& g, const float* x, float* y) {
 inline void max_pool_2x2_plane(const pool_geometry& g, const float* x, float* y) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    auto lanes = [](std::size_t n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1); };
+    using avx512_taps::first_lanes;
     auto max = [](__m512 a, __m512 b) { return _mm512_maskz_max_ps(0xFFFF, a, b); };  // GCC 12 warns in the plain one
     const std::size_t cols = 2 * g.ow;
     for (std::size_t oy = 0; oy < g.oh; ++oy) {
@@ -43,11 +44,11 @@ inline void max_pool_2x2_plane(const pool_geometry& g, const float* x, float* y)
         float* out = y + oy * g.ow;
         for (std::size_t i = 0; i < cols; i += 32) {
             const std::size_t left = cols - i;
-            const __mmask16 ma = lanes(left), mb = lanes(left > 16 ? left - 16 : 0);
+            const __mmask16 ma = first_lanes(left), mb = first_lanes(left > 16 ? left - 16 : 0);
             const __m512 a = max(_mm512_maskz_loadu_ps(ma, r0 + i), _mm512_maskz_loadu_ps(ma, r1 + i));
             const __m512 b = max(_mm512_maskz_loadu_ps(mb, r0 + i + 16), _mm512_maskz_loadu_ps(mb, r1 + i + 16));
             const __m512 m = max(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
-            _mm512_mask_storeu_ps(out + i / 2, lanes(left / 2), m);
+            _mm512_mask_storeu_ps(out + i / 2, first_lanes(left / 2), m);
         }
     }
 }

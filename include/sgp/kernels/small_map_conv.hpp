@@ -75,11 +75,6 @@ struct layout {
                                               keep(0, 1),   keep(1, -1), keep(1, 0),  keep(1, 1)};
 };
 
-// The first `count` lanes (all for 16 or more).
-inline __mmask16 first_lanes(std::size_t count) {
-    return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
-}
-
 // Tap T (= 3 ky + kx) of every lane of `cur`. Called with T from a fully unrolled loop, the switch
 // folds away; with the taps in a lambda instead, GCC 12 keeps the accumulators in memory.
 template <std::size_t W, std::size_t H>
@@ -175,7 +170,7 @@ void conv(const direct_geometry& g, const float* x, const float* wpk, std::size_
     const std::size_t blocks = (m + R - 1) / R, bs = g.c * 9 * R, per_image = H == 0 ? g.h * g.w / 16 : 1;
     if constexpr (H > 0) {
         if (vectors == 1) {  // one vector in all: pairs of blocks over it
-            const __mmask16 lanes = first_lanes(plane);
+            const __mmask16 lanes = avx512_taps::first_lanes(plane);
             parallel_for(pool, (blocks + 1) / 2, 1, [&](std::size_t i0, std::size_t i1) {
                 for (std::size_t i = i0; i < i1; ++i) {
                     const std::size_t b = 2 * i;
@@ -202,8 +197,8 @@ void conv(const direct_geometry& g, const float* x, const float* wpk, std::size_
                 prev = v0 % per_image ? 0xFFFF : 0;
                 next = (v0 + VT) % per_image ? 0xFFFF : 0;
             } else {
-                lanes0 = first_lanes(plane - p0);
-                lanes1 = plane > p0 + 16 ? first_lanes(plane - p0 - 16) : __mmask16(0);
+                lanes0 = avx512_taps::first_lanes(plane - p0);
+                lanes1 = plane > p0 + 16 ? avx512_taps::first_lanes(plane - p0 - 16) : __mmask16(0);
             }
             tile<W, H, 1, VT>(x + p0, plane, g.c, prev, next, lanes0, lanes1, wpk + b * bs, bs, y + b * R * plane + p0,
                               plane, b * R, m, e);
@@ -229,7 +224,7 @@ template <std::size_t W, std::size_t H, std::size_t Rt>
     std::size_t phase = v0 % per_image;  // the vector's place in its image (H = 0)
     for (std::size_t v = v0; v < v1; ++v) {
         const std::size_t p = v * 16;
-        const __mmask16 lanes = H == 0 ? __mmask16(0xFFFF) : first_lanes(plane - p);
+        const __mmask16 lanes = H == 0 ? __mmask16(0xFFFF) : avx512_taps::first_lanes(plane - p);
         __m512 dv[Rt], prev = zero, cur, next = zero;
         SGP_UNROLL(2)
         for (std::size_t r = 0; r < Rt; ++r) dv[r] = _mm512_maskz_loadu_ps(lanes, dy + r * dys + p);
