@@ -83,23 +83,23 @@ template <std::size_t W, std::size_t H>
     constexpr int w = static_cast<int>(W);
     switch (T) {
         case 0:
-            return avx512_taps::tap<-w - 1>(prev, cur, next, L::keep(-1, -1));
+            return avx512_taps::tap<-w - 1>(prev, cur, next, L::tap_keep[0]);
         case 1:
-            return avx512_taps::tap<-w>(prev, cur, next, L::keep(-1, 0));
+            return avx512_taps::tap<-w>(prev, cur, next, L::tap_keep[1]);
         case 2:
-            return avx512_taps::tap<-w + 1>(prev, cur, next, L::keep(-1, 1));
+            return avx512_taps::tap<-w + 1>(prev, cur, next, L::tap_keep[2]);
         case 3:
-            return avx512_taps::tap<-1>(prev, cur, next, L::keep(0, -1));
+            return avx512_taps::tap<-1>(prev, cur, next, L::tap_keep[3]);
         case 4:
             return cur;
         case 5:
-            return avx512_taps::tap<1>(prev, cur, next, L::keep(0, 1));
+            return avx512_taps::tap<1>(prev, cur, next, L::tap_keep[5]);
         case 6:
-            return avx512_taps::tap<w - 1>(prev, cur, next, L::keep(1, -1));
+            return avx512_taps::tap<w - 1>(prev, cur, next, L::tap_keep[6]);
         case 7:
-            return avx512_taps::tap<w>(prev, cur, next, L::keep(1, 0));
+            return avx512_taps::tap<w>(prev, cur, next, L::tap_keep[7]);
         default:
-            return avx512_taps::tap<w + 1>(prev, cur, next, L::keep(1, 1));
+            return avx512_taps::tap<w + 1>(prev, cur, next, L::tap_keep[8]);
     }
 }
 
