@@ -14,7 +14,8 @@ struct pool_geometry {
     std::size_t h, w, k, stride, oh, ow;
 };
 
-inline void max_pool_plane(const pool_geometry& g, const float* x, float* y) {
+// Any window and stride, one output at a time.
+inline void max_pool_plane_scalar(const pool_geometry& g, const float* x, float* y) {
     for (std::size_t oy = 0; oy < g.oh; ++oy)
         for (std::size_t ox = 0; ox < g.ow; ++ox) {
             const float* p = x + oy * g.stride * g.w + ox * g.stride;
@@ -62,6 +63,14 @@ constexpr bool max_pool_2x2_applies(const pool_geometry& g) {
     (void)g;
     return false;
 #endif
+}
+
+// y = the max pool of one plane: by vectors where max_pool_2x2_plane serves the geometry.
+inline void max_pool_plane(const pool_geometry& g, const float* x, float* y) {
+#if SGP_POOL_AVX512
+    if (max_pool_2x2_applies(g)) return max_pool_2x2_plane(g, x, y);
+#endif
+    max_pool_plane_scalar(g, x, y);
 }
 
 // dx must be zeroed by the caller (windows may overlap when stride < k).

@@ -42,15 +42,9 @@ public:
     void forward(run_context& cx, const float* x, float* y, std::size_t n) {
         parallel_for(cx.pool, c_ * n, 1, [&](std::size_t p0, std::size_t p1) {
             for (std::size_t p = p0; p < p1; ++p) {
-                if constexpr (Max) {
-#if SGP_POOL_AVX512
-                    if constexpr (kernels::max_pool_2x2_applies(geo)) {
-                        kernels::max_pool_2x2_plane(geo, x + p * In.plane(), y + p * out_shape.plane());
-                        continue;
-                    }
-#endif
+                if constexpr (Max)
                     kernels::max_pool_plane(geo, x + p * In.plane(), y + p * out_shape.plane());
-                } else
+                else
                     kernels::avg_pool_plane(geo, x + p * In.plane(), y + p * out_shape.plane());
             }
         });
